@@ -1,0 +1,88 @@
+import pytest
+import torch
+
+from tinyvit.models import MODELS, ModelError, build_model, count_parameters, default_patch_size
+from tinyvit.models.slides import SlidesTinyViT, to_tinyvit_state
+from tinyvit.models.vit import TinyViT
+
+
+def test_slides_table_has_the_slides_parameter_count():
+    assert count_parameters(TinyViT()) == 1_205_898
+    assert count_parameters(SlidesTinyViT()) == 1_205_898
+
+
+@pytest.mark.parametrize("norm", ["post", "pre"])
+def test_fused_and_explicit_attention_give_the_same_logits(norm):
+    torch.manual_seed(0)
+    model = TinyViT(norm=norm).eval()
+    x = torch.randn(5, 3, 32, 32)
+    logits, attentions = model.forward_with_attention(x)
+    assert torch.allclose(model(x), logits, atol=1e-5)
+    assert len(attentions) == 6
+    for a in attentions:
+        assert a.shape == (5, 8, 65, 65)
+        assert torch.allclose(a.sum(-1), torch.ones(5, 8, 65), atol=1e-5)
+
+
+def test_post_norm_tinyvit_computes_the_slides_function():
+    torch.manual_seed(1)
+    slides = SlidesTinyViT().eval()
+    ours = TinyViT(norm="post").eval()
+    ours.load_state_dict(to_tinyvit_state(slides), strict=True)
+    x = torch.randn(4, 3, 32, 32)
+    assert torch.allclose(slides(x), ours(x), atol=1e-5)
+
+
+def test_dropout_is_active_in_training_only():
+    torch.manual_seed(0)
+    model = TinyViT()
+    x = torch.randn(2, 3, 32, 32)
+    model.train()
+    assert not torch.equal(model(x), model(x))
+    model.eval()
+    assert torch.equal(model(x), model(x))
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_every_model_builds_trains_and_exposes_a_cam_layer(name):
+    model = build_model(name, num_classes=7, img_size=16, in_chans=1)
+    x = torch.randn(3, 1, 16, 16)
+    out = model(x)
+    assert out.shape == (3, 7)
+    out.sum().backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    store = {}
+    handle = model.cam_layer().register_forward_hook(lambda m, i, o: store.setdefault("a", o))
+    model(x)
+    handle.remove()
+    fmap = model.cam_reshape(store["a"])
+    assert fmap.dim() == 4 and fmap.shape[0] == 3 and fmap.shape[2] == fmap.shape[3] >= 2
+
+
+def test_cnn_has_about_tinyvits_parameter_count():
+    cnn = count_parameters(build_model("cnn", num_classes=10, img_size=32, in_chans=3))
+    assert 0.8 < cnn / 1_205_898 < 1.2
+
+
+def test_registry_adapts_patch_size_to_the_image():
+    assert default_patch_size(32) == 4  # the slides' value
+    assert default_patch_size(16) == 2
+    assert default_patch_size(28) == 4
+    assert default_patch_size(96) == 12
+    assert build_model("tinyvit", num_classes=10, img_size=16, in_chans=1).grid == 8
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    (dict(patch_size=5), "must divide img_size"),
+    (dict(num_heads=7), "must divide embed_dim"),
+    (dict(norm="middle"), "norm must be one of"),
+    (dict(colour=3), "has no hyperparameter colour"),
+])
+def test_impossible_hyperparameters_are_refused_clearly(kwargs, fragment):
+    with pytest.raises(ModelError, match=fragment):
+        build_model("tinyvit", num_classes=10, img_size=32, in_chans=3, **kwargs)
+
+
+def test_unknown_model_names_the_choices():
+    with pytest.raises(ModelError, match="choose one of: tinyvit, cnn, resnet18"):
+        build_model("vgg99")

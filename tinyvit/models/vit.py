@@ -1,0 +1,184 @@
+"""TinyViT: the slides' small Vision Transformer, with its own encoder block.
+
+The slides build the encoder from `nn.TransformerEncoder`. Its fast path hides the
+attention weights, so this file writes the block itself (timm-style): the same
+parameters, the same dropout sites, fused attention when the weights are not wanted,
+an explicit softmax when they are. With the slides' CIFAR-10 table it has exactly
+the slides' 1,205,898 trainable parameters.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from huggingface_hub import PyTorchModelHubMixin
+
+from .dropout import FastDropout
+
+NORMS = ("post", "pre")
+
+
+class PatchEmbedding(nn.Module):
+    """Cut the image into p×p patches, flatten each (p, p, C) and project it linearly."""
+
+    def __init__(self, img_size: int, patch_size: int, in_chans: int, embed_dim: int) -> None:
+        super().__init__()
+        self.patch_size = patch_size
+        self.grid = img_size // patch_size
+        self.num_patches = self.grid * self.grid
+        self.proj = nn.Linear(patch_size * patch_size * in_chans, embed_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        p = self.patch_size
+        # (B, C, gh, p, gw, p) -> (B, gh, gw, p, p, C): the slides' flattening order, so
+        # weights are interchangeable with the slides' unfold-based code.
+        x = x.reshape(b, c, h // p, p, w // p, p).permute(0, 2, 4, 3, 5, 1)
+        return self.proj(x.reshape(b, self.num_patches, p * p * c))
+
+
+class Attention(nn.Module):
+    def __init__(self, dim: int, num_heads: int, dropout: float, fused_attn: bool = True) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.scale = self.head_dim ** -0.5
+        self.fused_attn = fused_attn
+        self.qkv = nn.Linear(dim, dim * 3)
+        self.proj = nn.Linear(dim, dim)
+        self.attn_drop = dropout
+        self.attn_dropout = FastDropout(dropout)
+        self.proj_drop = FastDropout(dropout)
+
+    def forward(self, x: torch.Tensor, need_weights: bool = False):
+        b, n, d = x.shape
+        qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        weights = None
+        if self.fused_attn and not need_weights:
+            p = self.attn_drop if self.training else 0.0
+            out = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
+        else:
+            weights = (q * self.scale) @ k.transpose(-2, -1)
+            weights = weights.softmax(dim=-1)
+            out = self.attn_dropout(weights) @ v
+        out = out.transpose(1, 2).reshape(b, n, d)
+        return self.proj_drop(self.proj(out)), weights
+
+
+class Mlp(nn.Module):
+    def __init__(self, dim: int, hidden: int, dropout: float) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+        self.drop1 = FastDropout(dropout)
+        self.drop2 = FastDropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Same dropout sites as nn.TransformerEncoderLayer: inside the FFN and after it.
+        return self.drop2(self.fc2(self.drop1(F.gelu(self.fc1(x)))))
+
+
+class Block(nn.Module):
+    """One encoder layer; `norm="post"` matches nn.TransformerEncoderLayer's default."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_dim: int, dropout: float, norm: str) -> None:
+        super().__init__()
+        self.norm_first = norm == "pre"
+        self.attn = Attention(dim, num_heads, dropout)
+        self.norm1 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, mlp_dim, dropout)
+        self.norm2 = nn.LayerNorm(dim)
+
+    def forward(self, x: torch.Tensor, need_weights: bool = False):
+        if self.norm_first:
+            a, w = self.attn(self.norm1(x), need_weights)
+            x = x + a
+            x = x + self.mlp(self.norm2(x))
+        else:
+            a, w = self.attn(x, need_weights)
+            x = self.norm1(x + a)
+            x = self.norm2(x + self.mlp(x))
+        return x, w
+
+
+class TinyViT(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="tinyvit-lab",
+    tags=["image-classification", "vision-transformer", "tinyvit-lab"],
+):
+    """The slides' TinyViT. Defaults are the slides' CIFAR-10 table."""
+
+    def __init__(
+        self,
+        num_classes: int = 10,
+        embed_dim: int = 128,
+        img_size: int = 32,
+        patch_size: int = 4,
+        in_chans: int = 3,
+        num_heads: int = 8,
+        num_layers: int = 6,
+        mlp_dim: int = 512,
+        dropout: float = 0.1,
+        norm: str = "post",
+    ) -> None:
+        super().__init__()
+        check_vit_hparams(img_size, patch_size, embed_dim, num_heads, num_layers, mlp_dim, dropout, norm)
+        self.patch_embed = PatchEmbedding(img_size, patch_size, in_chans, embed_dim)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
+        self.pos_embed = nn.Parameter(torch.zeros(1, self.patch_embed.num_patches + 1, embed_dim))
+        nn.init.trunc_normal_(self.cls_token, std=0.02)
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        self.blocks = nn.ModuleList(
+            Block(embed_dim, num_heads, mlp_dim, dropout, norm) for _ in range(num_layers)
+        )
+        self.norm = nn.LayerNorm(embed_dim)
+        self.classifier = nn.Linear(embed_dim, num_classes)
+        self.grid = self.patch_embed.grid
+
+    def _tokens(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.patch_embed(x)
+        cls = self.cls_token.expand(x.shape[0], -1, -1)
+        return torch.cat([cls, x], dim=1) + self.pos_embed
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self._tokens(x)
+        for block in self.blocks:
+            x, _ = block(x)
+        return self.classifier(self.norm(x[:, 0]))
+
+    def forward_with_attention(self, x: torch.Tensor):
+        """Logits and a list of (batch, heads, tokens, tokens) attention maps, one per layer."""
+        x = self._tokens(x)
+        attentions = []
+        for block in self.blocks:
+            x, w = block(x, need_weights=True)
+            attentions.append(w)
+        return self.classifier(self.norm(x[:, 0])), attentions
+
+    # Grad-CAM needs a spatial map that still influences the CLS output: the tokens that
+    # enter the last block (after it, patch tokens no longer reach the CLS token).
+    def cam_layer(self) -> nn.Module:
+        return self.blocks[-2] if len(self.blocks) > 1 else self.patch_embed
+
+    def cam_reshape(self, activation) -> torch.Tensor:
+        tokens = activation[0] if isinstance(activation, tuple) else activation
+        if tokens.shape[1] == self.grid * self.grid + 1:
+            tokens = tokens[:, 1:]
+        b, n, d = tokens.shape
+        return tokens.transpose(1, 2).reshape(b, d, self.grid, self.grid)
+
+
+def check_vit_hparams(img_size, patch_size, embed_dim, num_heads, num_layers, mlp_dim, dropout, norm):
+    """Raise ValueError with a one-line reason for an impossible TinyViT shape."""
+    if patch_size <= 0 or img_size <= 0 or img_size % patch_size:
+        raise ValueError(f"patch_size {patch_size} must divide img_size {img_size}")
+    if embed_dim <= 0 or num_heads <= 0 or embed_dim % num_heads:
+        raise ValueError(f"num_heads {num_heads} must divide embed_dim {embed_dim}")
+    if num_layers <= 0 or mlp_dim <= 0:
+        raise ValueError("num_layers and mlp_dim must be positive")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout {dropout} must be in [0, 1)")
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS}, not {norm!r}")

@@ -1,0 +1,189 @@
+"""From settings to a finished run folder: what train.py (and so the app) calls.
+
+Bad input is found before any folder is made: a new run appears only once its data
+loaded and its model was built, so a mistake never leaves a half-written run behind.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import time
+import traceback
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from . import distributed as dist
+from .checkpoint import CHECKPOINT, CheckpointError
+from .config import ConfigError, TrainConfig, validate
+from .data import DatasetError, dataset_info, load_dataset
+from .engine import Diverged, Result, Trainer, pick_device, set_threads
+from .models import ModelError, build_model, count_parameters, model_kind, resolve_hparams
+from .runs import Run, RunError, create_run, default_root, list_runs, open_run, unique_run_name
+
+FORMAT_VERSION = 1
+USER_ERRORS = (ConfigError, DatasetError, ModelError, RunError, CheckpointError)
+
+
+def resolve_epochs(cfg: TrainConfig) -> int:
+    return int(cfg.epochs or dataset_info(cfg.dataset).default_epochs)
+
+
+def load_data(cfg: TrainConfig, log: Callable[[str], None] = print):
+    return load_dataset(cfg.dataset, data_dir=cfg.data_dir, subset=cfg.subset,
+                        val_fraction=cfg.val_fraction, seed=cfg.seed, img_size=cfg.img_size,
+                        path=cfg.data_path, progress=log)
+
+
+def run_config(cfg: TrainConfig, data, hparams: dict, num_params: int) -> dict:
+    """config.json: everything needed to rebuild the model and preprocess an image for it."""
+    return {
+        "format_version": FORMAT_VERSION,
+        **cfg.to_dict(),
+        "epochs": resolve_epochs(cfg),
+        "model_hparams": hparams,
+        "model_kind": model_kind(cfg.model),
+        "num_params": num_params,
+        "dataset_title": dataset_info(cfg.dataset).title,
+        "class_names": list(data.class_names),
+        "num_classes": data.num_classes,
+        "img_size": data.img_size,
+        "in_chans": data.in_chans,
+        "mean": list(data.mean),
+        "std": list(data.std),
+        "augment_policy": data.augment if cfg.augment else "none",
+        "sizes": {"train": len(data.train_y), "val": len(data.val_y), "test": len(data.test_y)},
+        "host": socket.gethostname(),
+        "torch": torch.__version__,
+    }
+
+
+def build_for(cfg: TrainConfig, data):
+    hparams = resolve_hparams(cfg.model, data.img_size, **cfg.model_hparams)
+    torch.manual_seed(cfg.seed)  # same seed, same initial weights
+    model = build_model(cfg.model, num_classes=data.num_classes, img_size=data.img_size,
+                        in_chans=data.in_chans, **hparams)
+    return model, hparams
+
+
+def prepare_new(cfg: TrainConfig, root: Path | str | None = None, name: str | None = None,
+                log: Callable[[str], None] = print):
+    """Validate, load data, build the model, then create the run folder (rank 0 only)."""
+    validate(cfg)
+    dataset_info(cfg.dataset)
+    epochs = resolve_epochs(cfg)
+    data = load_data(cfg, log)
+    model, hparams = build_for(cfg, data)
+    run = None
+    if dist.is_main():
+        root = Path(root or default_root())
+        name = name or unique_run_name(root, f"{cfg.dataset}-{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}")
+        run = create_run(root, name, run_config(cfg, data, hparams, count_parameters(model)))
+    name = dist.broadcast_object(run.name if run else None)
+    if run is None:
+        run = Run(Path(root or default_root()) / name)
+    return run, data, model, epochs
+
+
+def prepare_existing(run_dir: Path | str, resume: bool, log: Callable[[str], None] = print):
+    """A run folder made earlier: --resume, or a queued run the app created.
+
+    A queued run's config.json holds only the requested settings; once the data loaded and
+    the model built, it is completed with class names, image size and normalisation."""
+    run = open_run(run_dir)
+    state = run.status()["state"]
+    if state == "running":
+        raise RunError(f"{run.name} is already training (pid {run.status().get('pid')})")
+    if resume and not run.file(CHECKPOINT).is_file():
+        raise RunError(f"{run.name} has no checkpoint to resume from")
+    if not resume and state != "queued":
+        raise RunError(f"{run.name} already ran (state {state}); use --resume to continue it")
+    cfg = TrainConfig.from_dict(run.config())
+    try:
+        validate(cfg)
+        data = load_data(cfg, log)
+        model, hparams = build_for(cfg, data)
+    except USER_ERRORS as err:
+        if not resume and dist.is_main():
+            run.write_status(state="failed", error=str(err), pid=None, finished_at=time.time())
+        raise
+    if not resume and dist.is_main():
+        run.write_config(run_config(cfg, data, hparams, count_parameters(model)))
+    return run, data, model, resolve_epochs(cfg) if not resume else int(run.config()["epochs"])
+
+
+def wait_for_slot(run: Run, max_jobs: int, poll: float = 1.0) -> None:
+    """Block while `max_jobs` other runs in the same folder are training, then claim a slot.
+
+    The check and the claim happen under one file lock, so two launches at the same moment
+    (two browser tabs) cannot both take the last slot."""
+    import fcntl
+
+    lock_path = run.path.parent / ".jobs.lock"
+    announced = False
+    while True:
+        with open(lock_path, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            busy = [r for r in list_runs(run.path.parent)
+                    if r.name != run.name and r.status()["state"] == "running"]
+            if len(busy) < max_jobs:
+                run.write_status(state="running", pid=os.getpid(), message="starting")
+                return
+            if not announced:
+                run.write_status(state="queued", pid=os.getpid(),
+                                 message=f"waiting: {len(busy)} of {max_jobs} job slots busy")
+                announced = True
+        time.sleep(poll)
+
+
+def execute(run: Run, data, model, epochs: int, cfg: TrainConfig, resume: bool,
+            device: torch.device, on_batch=None, log: Callable[[str], None] = print) -> Result:
+    """Train and keep status.json truthful whatever happens."""
+    main = dist.is_main()
+    trainer = Trainer(cfg, data, model, run, device, epochs, on_batch=on_batch, log=log)
+    if resume:
+        trainer.resume()
+    if main:
+        trainer.stop.install()
+        run.file("STOP").unlink(missing_ok=True)
+        run.write_status(state="running", pid=os.getpid(), error=None, message=None,
+                         epoch=trainer.start_epoch, epochs=epochs, batch=0,
+                         batches=trainer.steps_per_epoch, started_at=time.time(),
+                         device=str(device), threads=torch.get_num_threads(),
+                         world_size=dist.world())
+    else:
+        trainer.stop.install()
+    try:
+        result = trainer.fit()
+    except Diverged as err:
+        result = Result("diverged", len(trainer.history), str(err))
+    except KeyboardInterrupt:
+        result = Result("stopped", len(trainer.history), "interrupted; --resume continues from the last epoch")
+    except USER_ERRORS as err:
+        result = Result("failed", len(trainer.history), str(err))
+    except Exception as err:  # the run must still say how it ended
+        last = traceback.format_exception_only(type(err), err)[-1].strip()
+        result = Result("failed", len(trainer.history), last)
+        if main:
+            run.write_status(state="failed", error=last, pid=None, finished_at=time.time())
+        raise
+    if main:
+        run.write_status(state=result.state, pid=None, epoch=result.epoch, finished_at=time.time(),
+                         error=result.message if result.state in ("failed", "diverged") else None,
+                         message=result.message or None)
+        run.file("STOP").unlink(missing_ok=True)
+    return result
+
+
+def setup_device(cfg: TrainConfig) -> torch.device:
+    set_threads(cfg.threads)
+    device = dist.local_device(pick_device(cfg.device))
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for, but no CUDA GPU is available")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    dist.init(device)
+    return device

@@ -1,0 +1,224 @@
+#!/usr/bin/env python
+"""Train TinyViT or a CNN and write a run folder that the app reads.
+
+Examples:
+  python train.py --dataset digits --model tinyvit            # offline, ~2 min on 2 CPU cores
+  python train.py --preset seed-cifar10-tinyvit                # the slides' CIFAR-10 TinyViT row
+  python train.py --resume --run-dir runs/digits-tinyvit-...   # continue a stopped run
+  torchrun --nproc_per_node=2 train.py --dataset digits        # data-parallel over 2 processes
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from tinyvit.config import PRESETS, TrainConfig, apply_preset
+from tinyvit.metrics import format_table
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DIVERGED = 0, 1, 2, 3
+
+MODEL_FLAGS = {  # flag -> (hyperparameter, type)
+    "embed_dim": int, "patch_size": int, "num_heads": int, "num_layers": int, "mlp_dim": int,
+    "dropout": float, "norm": str, "widths": None,
+}
+
+
+def positive_int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+def parser() -> argparse.ArgumentParser:
+    from tinyvit.data import DATASETS
+    from tinyvit.models import MODELS
+
+    p = argparse.ArgumentParser(
+        prog="train.py",
+        description="Train TinyViT or a CNN on an image dataset and save the run "
+                    "(metrics, checkpoints, test report) for the TinyViT Lab app.",
+        epilog="Datasets: " + ", ".join(DATASETS) + ".  Models: " + ", ".join(MODELS)
+               + ".  Presets (the slides' rows): " + ", ".join(PRESETS) + ".",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    S = argparse.SUPPRESS
+    what = p.add_argument_group("what to train")
+    what.add_argument("--preset", choices=list(PRESETS), metavar="NAME", default=S,
+                      help="one of the slides' setups, e.g. seed-cifar10-tinyvit; other flags override it")
+    what.add_argument("--dataset", metavar="NAME", default=S, help="dataset (default: digits)")
+    what.add_argument("--model", metavar="NAME", default=S, help="model (default: tinyvit)")
+    what.add_argument("--data-dir", metavar="DIR", default=S,
+                      help="where datasets are (or are downloaded to) (default: data)")
+    what.add_argument("--data-path", metavar="PATH", default=S,
+                      help="imagefolder: a folder of class sub-folders, or a .zip of one")
+    what.add_argument("--img-size", type=positive_int, metavar="N", default=S,
+                      help="resize images to N×N (default: the dataset's size)")
+    what.add_argument("--subset", type=positive_int, metavar="N", default=S,
+                      help="use N training images per class, for quick runs")
+    what.add_argument("--val-fraction", type=float, metavar="F", default=S,
+                      help="share of the training set held out for validation (default: 0.1)")
+
+    mh = p.add_argument_group("model hyperparameters (registry defaults when left out)")
+    mh.add_argument("--embed-dim", type=int, metavar="N", default=S, help="TinyViT embedding size (128)")
+    mh.add_argument("--patch-size", type=int, metavar="N", default=S,
+                    help="TinyViT patch side (default: smallest giving an 8×8 grid, 4 for 32 px)")
+    mh.add_argument("--num-heads", type=int, metavar="N", default=S, help="attention heads (8)")
+    mh.add_argument("--num-layers", type=int, metavar="N", default=S, help="encoder layers (6)")
+    mh.add_argument("--mlp-dim", type=int, metavar="N", default=S, help="MLP hidden size (512)")
+    mh.add_argument("--dropout", type=float, metavar="P", default=S, help="dropout (0.1)")
+    mh.add_argument("--norm", choices=["pre", "post"], default=S,
+                    help="LayerNorm placement: post (the slides) or pre (the default for new runs)")
+    mh.add_argument("--widths", type=int, nargs="+", metavar="N", default=S,
+                    help="CNN channel widths per stage (64 128 256)")
+
+    tr = p.add_argument_group("training (the slides' setup by default)")
+    tr.add_argument("--epochs", type=positive_int, metavar="N", default=S,
+                    help="epochs (default: 100 for CIFAR/STL as the slides; shorter for small datasets)")
+    tr.add_argument("--batch-size", type=positive_int, metavar="N", default=S, help="batch size (64)")
+    tr.add_argument("--lr", type=float, metavar="LR", default=S, help="AdamW learning rate (3e-4)")
+    tr.add_argument("--weight-decay", type=float, metavar="WD", default=S, help="AdamW weight decay (0.05)")
+    tr.add_argument("--label-smoothing", type=float, metavar="S", default=S, help="label smoothing (0.1)")
+    tr.add_argument("--schedule", choices=["constant", "cosine"], default=S,
+                    help="learning-rate schedule (constant, as the slides)")
+    tr.add_argument("--warmup-epochs", type=float, metavar="E", default=S, help="linear warmup epochs (0)")
+    tr.add_argument("--no-augment", dest="augment", action="store_false", default=S,
+                    help="turn the dataset's augmentation off")
+    tr.add_argument("--seed", type=int, metavar="N", default=S, help="random seed (0)")
+
+    rt = p.add_argument_group("where it runs")
+    rt.add_argument("--device", metavar="DEV", default=S, help="auto, cpu, cuda, cuda:N or mps (auto)")
+    rt.add_argument("--threads", type=positive_int, metavar="N", default=S,
+                    help="CPU threads (default: all cores)")
+    rt.add_argument("--no-amp", dest="amp", action="store_false", default=S,
+                    help="no bf16 autocast on GPU")
+    rt.add_argument("--compile", action="store_true", default=S, help="torch.compile the model (GPU)")
+
+    rs = p.add_argument_group("the run folder")
+    rs.add_argument("--runs-root", metavar="DIR", default=None,
+                    help="where run folders go (default: $TINYVIT_RUNS or runs)")
+    rs.add_argument("--name", metavar="NAME", help="run folder name (default: DATASET-MODEL-TIME)")
+    rs.add_argument("--run-dir", metavar="DIR",
+                    help="an existing run folder: with --resume, continue it; else start a queued run")
+    rs.add_argument("--resume", action="store_true",
+                    help="continue the run in --run-dir from its last complete epoch")
+    rs.add_argument("--max-jobs", type=positive_int, metavar="N", default=None,
+                    help="wait until fewer than N runs in the same runs folder are training")
+    rs.add_argument("--quiet", action="store_true", help="no progress bar, epoch lines only")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """Defaults, then the preset, then the flags given on the command line."""
+    values = apply_preset(args.preset) if getattr(args, "preset", None) else {}
+    flags = vars(args)
+    hparams = dict(values.get("model_hparams", {}))
+    for key in MODEL_FLAGS:
+        if key in flags:
+            hparams[key] = flags[key]
+    for key in TrainConfig.__dataclass_fields__:
+        if key in flags and key != "model_hparams":
+            values[key] = flags[key]
+    values["model_hparams"] = hparams
+    return TrainConfig(**values)
+
+
+class Progress:
+    """A tqdm bar on a terminal; status.json gets batch progress at most twice a second."""
+
+    def __init__(self, run, quiet: bool) -> None:
+        self.run = run
+        self.bar = None
+        self.quiet = quiet or not sys.stderr.isatty()
+        self.last_write = 0.0
+        self.epoch_start = time.time()
+        self.epoch = -1
+
+    def __call__(self, epoch: int, batch: int, batches: int) -> None:
+        now = time.time()
+        if epoch != self.epoch:
+            self.epoch, self.epoch_start = epoch, now
+            if not self.quiet:
+                from tqdm import tqdm
+                if self.bar:
+                    self.bar.close()
+                self.bar = tqdm(total=batches, desc=f"epoch {epoch + 1}", unit="batch", leave=False)
+        if self.bar:
+            self.bar.update(1)
+        if now - self.last_write > 0.5 or batch == batches:
+            self.last_write = now
+            per_batch = (now - self.epoch_start) / batch
+            self.run.write_status(epoch=epoch, batch=batch, batches=batches,
+                                  epoch_eta_seconds=per_batch * (batches - batch))
+
+    def close(self) -> None:
+        if self.bar:
+            self.bar.close()
+
+
+def print_table(run, result) -> None:
+    rows = []
+    hist = run.metrics()
+    if hist:
+        last = hist[-1]
+        rows.append((f"validation (epoch {last['epoch']})", {k[4:]: v for k, v in last.items() if k.startswith("val_")}))
+    if result.test:
+        rows.append(("test", result.test))
+    cfg = run.config()
+    if rows:
+        print()
+        print(format_table(rows, f"{cfg.get('dataset_title', cfg['dataset'])} · {cfg['model']} · "
+                                 f"{cfg.get('num_params', 0):,} parameters (values in %)"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    from tinyvit import distributed as dist
+    from tinyvit.training import (USER_ERRORS, execute, prepare_existing, prepare_new, setup_device,
+                                  wait_for_slot)
+
+    def log(msg: str) -> None:
+        if dist.is_main():
+            print(msg, file=sys.stderr if msg.startswith("warning") else sys.stdout, flush=True)
+
+    if args.resume and not args.run_dir:
+        print("error: --resume needs --run-dir RUN_FOLDER", file=sys.stderr)
+        return EXIT_USAGE
+    main_process = True
+    try:
+        cfg = config_from_args(args)
+        device = setup_device(cfg)
+        main_process = dist.is_main()
+        if args.run_dir:
+            run, data, model, epochs = prepare_existing(args.run_dir, args.resume, log)
+            from tinyvit.config import TrainConfig as TC
+            cfg = TC.from_dict(run.config())
+        else:
+            run, data, model, epochs = prepare_new(cfg, args.runs_root, args.name, log)
+        log(f"run folder: {run.path}")
+        if args.max_jobs and main_process:
+            wait_for_slot(run, args.max_jobs)
+        progress = Progress(run, args.quiet) if dist.is_main() else None
+        result = execute(run, data, model, epochs, cfg, args.resume, device, on_batch=progress, log=log)
+        if progress:
+            progress.close()
+    except USER_ERRORS as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        dist.finish()
+    if not main_process:
+        return EXIT_OK
+    if result.state == "finished":
+        print_table(run, result)
+        print(f"\nfinished: {run.path}")
+        return EXIT_OK
+    if result.state == "stopped":
+        print(f"stopped: {result.message}\n  resume with: python train.py --resume --run-dir {run.path}")
+        return EXIT_OK
+    print(f"error: {result.state}: {result.message}", file=sys.stderr)
+    return EXIT_DIVERGED if result.state == "diverged" else EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
