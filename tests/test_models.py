@@ -66,10 +66,10 @@ def test_cnn_has_about_tinyvits_parameter_count():
 
 def test_registry_adapts_patch_size_to_the_image():
     assert default_patch_size(32) == 4  # the slides' value
-    assert default_patch_size(16) == 2
+    assert default_patch_size(16) == 4  # at least 4: patch 2 on digits was 5x slower and worse
     assert default_patch_size(28) == 4
     assert default_patch_size(96) == 12
-    assert build_model("tinyvit", num_classes=10, img_size=16, in_chans=1).grid == 8
+    assert build_model("tinyvit", num_classes=10, img_size=16, in_chans=1).grid == 4
 
 
 @pytest.mark.parametrize("kwargs, fragment", [

@@ -65,6 +65,25 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+# Small offline datasets (digits: 1,295 training images) give only 20 steps an epoch at the
+# slides' batch 64 and lr 3e-4: TinyViT stays near 30% after 8 epochs. Smaller batches, a higher
+# peak rate and a cosine decay reach 97% test accuracy in about a minute on 2 cores.
+SMALL_DATA = dict(batch_size=32, lr=1e-3, schedule="cosine", warmup_epochs=2.0)
+
+
+def defaults_for(dataset: str) -> dict[str, Any]:
+    """The training settings a new run on `dataset` starts from, before presets and flags:
+    the slides' setup, with the small-data recipe for the offline datasets."""
+    from .data import DATASETS
+    info = DATASETS.get(dataset)
+    values: dict[str, Any] = {"dataset": dataset}
+    if info is not None:
+        values["epochs"] = info.default_epochs
+        if info.offline:
+            values.update(SMALL_DATA)
+    return values
+
+
 def apply_preset(name: str) -> dict[str, Any]:
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")

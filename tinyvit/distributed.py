@@ -1,7 +1,7 @@
 """DistributedDataParallel glue. Without torchrun every function is a no-op for one process.
 
 Under `torchrun --nproc_per_node=N train.py ...` each process trains on its own shard of
-every epoch (gloo on CPU, nccl on GPU); only rank 0 writes the run.
+every epoch with its share of each batch (gloo on CPU, nccl on GPU); only rank 0 writes the run.
 """
 from __future__ import annotations
 
@@ -55,6 +55,13 @@ def shard_size(n: int) -> int:
     # Equal shards: every process must run the same number of steps or the gradient
     # all-reduce would wait forever; the few left-over images change shard every epoch.
     return n // world()
+
+
+def process_batch(batch_size: int) -> int:
+    """Each process's share of the batch: `--batch-size` stays the batch of one optimizer step
+    (DDP averages the processes' gradients), so a run's config.json says what was trained and
+    the learning-rate schedule sees the same number of steps as on one process."""
+    return max(1, batch_size // world())
 
 
 def my_shard(order: torch.Tensor) -> torch.Tensor:

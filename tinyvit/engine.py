@@ -26,6 +26,7 @@ from .data import Splits, augment_batch, normalize
 from .metrics import classification_metrics, full_report
 from .runs import Run
 from .samples import save_samples
+from .train_step import TrainStep, make_optimizer
 
 EVAL_BATCH = 256
 
@@ -85,8 +86,7 @@ class Trainer:
         self.log = log
         self.on_batch = on_batch
         self.model = model.to(device)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr,
-                                           weight_decay=cfg.weight_decay)
+        self.optimizer = make_optimizer(self.model.parameters(), cfg.lr, cfg.weight_decay, device)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         self.history: list[dict] = []
         self.start_epoch = 0
@@ -95,6 +95,8 @@ class Trainer:
         self.train_model = dist.wrap(self.model, device)
         if cfg.compile:
             self.train_model = torch.compile(self.train_model)
+        # On a multi-core CPU the step splits each batch across threads (see train_step).
+        self.step = TrainStep(self.train_model, self.optimizer, self.criterion, device, self.amp)
         # The whole dataset moves to the device once; batches are sliced from it there.
         self.train_x = data.train_x.to(device)
         self.train_y = data.train_y.to(device)
@@ -103,7 +105,8 @@ class Trainer:
         self.policy = data.augment if cfg.augment else "none"
         n = len(self.train_y)
         self.shard = dist.shard_size(n)
-        self.steps_per_epoch = max(1, math.ceil(self.shard / cfg.batch_size))
+        self.batch = dist.process_batch(cfg.batch_size)
+        self.steps_per_epoch = max(1, math.ceil(self.shard / self.batch))
 
     # -- state ---------------------------------------------------------------
     def resume(self) -> None:
@@ -112,7 +115,8 @@ class Trainer:
         self.history = list(meta.get("history", []))
         # Lines written after the checkpoint (a crash between the two) are dropped, so the
         # history matches the weights exactly.
-        self.run.write_metrics(self.history)
+        if dist.is_main():
+            self.run.write_metrics(self.history)
 
     def save(self, epoch: int) -> None:
         if not dist.is_main():
@@ -127,7 +131,7 @@ class Trainer:
         g.manual_seed(epoch_seed(self.cfg.seed, epoch))
         order = torch.randperm(len(self.train_y), generator=g)
         order = dist.my_shard(order)
-        bs = self.cfg.batch_size
+        bs = self.batch
         for i in range(0, len(order), bs):
             yield order[i:i + bs].to(self.device)
 
@@ -137,7 +141,9 @@ class Trainer:
 
     def train_epoch(self, epoch: int) -> dict | None:
         """Train one epoch; None if a stop was requested before it finished."""
-        torch.manual_seed(epoch_seed(self.cfg.seed, epoch))
+        # Under DDP every process draws its own dropout masks and augmentations (rank 0 the
+        # single-process ones); the batch order above stays common to all.
+        torch.manual_seed(epoch_seed(self.cfg.seed, epoch) + dist.rank())
         self.train_model.train()
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
@@ -149,15 +155,12 @@ class Trainer:
                 group["lr"] = lr
             x = normalize(augment_batch(self.train_x[idx], self.policy), self.mean, self.std)
             y = self.train_y[idx]
-            logits = self._forward(self.train_model, x)
-            loss = self.criterion(logits.float(), y)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
+            loss, logits = self.step(x, y)
             loss_sum += loss.detach() * len(y)
             correct += (logits.argmax(1) == y).sum()
             seen += len(y)
-            if b % 10 == 0 and not math.isfinite(loss.item()):
+            # Collective checks: under DDP one process leaving alone would hang the others.
+            if b % 10 == 0 and dist.any_true(not math.isfinite(loss.item())):
                 raise Diverged(f"loss became {loss.item()} at epoch {epoch + 1}, batch {b + 1}: "
                                f"try a lower --lr (now {self.cfg.lr:g})")
             if self.on_batch:
@@ -220,7 +223,7 @@ class Trainer:
             self.log(f"epoch {epoch + 1}/{self.epochs}  train loss {row['train_loss']:.4f}  "
                      f"acc {100 * row['train_accuracy']:.2f}%  val loss {row['val_loss']:.4f}  "
                      f"acc {100 * row['val_accuracy']:.2f}%  {row['images_per_second']:.0f} img/s")
-            if self.stop and epoch + 1 < self.epochs:
+            if dist.any_true(bool(self.stop)) and epoch + 1 < self.epochs:
                 return Result("stopped", epoch + 1,
                               f"stopped after epoch {epoch + 1}; --resume continues from there")
         return Result("finished", self.epochs, test=self.test())
@@ -237,8 +240,12 @@ class Trainer:
 
 
 def set_threads(threads: int | None) -> int:
-    """Use every core this process may run on unless told otherwise."""
-    torch.set_num_threads(max(1, int(threads or len(os.sched_getaffinity(0)))))
+    """Use every core this process may run on unless told otherwise; under torchrun, this
+    process's share of them (N processes on one machine each taking every core would fight)."""
+    if not threads:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        threads = cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
+    torch.set_num_threads(max(1, int(threads)))
     return torch.get_num_threads()
 
 

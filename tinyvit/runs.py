@@ -225,7 +225,7 @@ def list_runs(*roots: Path | str) -> list[Run]:
 def delete_run(run: Run) -> None:
     """Delete a run's folder; refused for demo (read-only) runs and while it trains."""
     if run.readonly:
-        raise RunError(f"{run.name} is a built-in demo run and cannot be deleted")
+        raise RunError(f"{run.name} is read-only (a demo run or a run loaded from the Hub) and cannot be deleted")
     if run.status()["state"] == "running":
         raise RunError(f"{run.name} is still training: stop it first")
     shutil.rmtree(run.path)

@@ -18,12 +18,17 @@ What this file does instead, per call (figures for that 2.16M-element mask, same
 
 The output is `x * mask`; autograd keeps only the mask, so the gradient is `grad * mask`.
 The SFC64 seed is drawn from torch's global generator, so `torch.manual_seed` (the engine
-reseeds every epoch) makes the masks reproducible, exactly as with `F.dropout`.
+reseeds every epoch) makes the masks reproducible, exactly as with `F.dropout`. A thread
+that runs part of a batch (tinyvit.train_step) draws from its own generator instead
+(`use_generator`): threads reaching the global one in a varying order would not be.
 
 On other devices (CUDA has a fused dropout kernel), under torch.compile, for dtypes other than
 float32, or when the keep rate cannot be represented, it is plain `F.dropout`.
 """
 from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -44,9 +49,25 @@ def keep_threshold(p: float) -> tuple[int, float, float]:
     return kept_values - LEVELS // 2, keep_prob, scale
 
 
+_local = threading.local()
+
+
+@contextmanager
+def use_generator(generator: torch.Generator):
+    """Within the block, this thread's masks are seeded from `generator`."""
+    previous = getattr(_local, "generator", None)
+    _local.generator = generator
+    try:
+        yield generator
+    finally:
+        _local.generator = previous
+
+
 def _seed() -> int:
-    # One draw from torch's default CPU generator: reproducible under torch.manual_seed.
-    return int(torch.randint(0, 2 ** 62, (), dtype=torch.int64))
+    # One draw from torch's CPU generator (this thread's, else the default one):
+    # reproducible under torch.manual_seed.
+    g = getattr(_local, "generator", None)
+    return int(torch.randint(0, 2 ** 62, (), dtype=torch.int64, generator=g))
 
 
 def dropout_mask(shape: torch.Size | tuple[int, ...], p: float) -> torch.Tensor:

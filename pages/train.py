@@ -1,0 +1,362 @@
+"""Train: a form that launches train.py, and a live view of any run on disk.
+
+Nothing trains here: Launch starts a separate process (tinyvit.jobs) and returns; the
+live view re-reads the run folder every REFRESH seconds in a fragment, so it shows the
+same thing in every tab and after a refresh.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from tinyvit import appdata, charts, jobs, report, ui
+from tinyvit.config import PRESETS, SCHEDULES, ConfigError, TrainConfig, apply_preset, defaults_for
+from tinyvit.data import DATASETS
+from tinyvit.models import MODELS
+from tinyvit.models.vit import NORMS
+from tinyvit.runs import ACTIVE, Run, RunError, checkpoint_path
+
+ui.require_router()
+
+REFRESH = 1.5  # seconds between live updates
+CUSTOM = "(custom)"
+FLASH = "train_flash"  # session key: a message for the next run of the page
+# Widget keys of the training settings (prefix tf_; model hyperparameters: hp_<model>_<name>).
+SETTINGS = dict(tf_epochs="epochs", tf_batch="batch_size", tf_lr="lr", tf_wd="weight_decay",
+                tf_ls="label_smoothing", tf_schedule="schedule", tf_warmup="warmup_epochs",
+                tf_augment="augment", tf_seed="seed")
+
+
+# -- the form's state ---------------------------------------------------------------------
+def form_defaults(dataset: str, preset: str | None = None) -> dict:
+    """What the form shows for `dataset`: TrainConfig's defaults, then the dataset's (the
+    slides' setup, or the small-data recipe for the offline datasets), then the preset."""
+    values = {**TrainConfig().to_dict(), **defaults_for(dataset)}
+    if preset:
+        values.update(apply_preset(preset))
+    return values
+
+
+def _set_settings(values: dict) -> None:
+    for key, name in SETTINGS.items():
+        value = values[name]
+        # Streamlit keeps a number input's type: floats stay floats, whole numbers ints.
+        st.session_state[key] = float(value) if name in ("lr", "weight_decay", "label_smoothing",
+                                                         "warmup_epochs") else value
+
+
+def _init_state() -> None:
+    """First visit: the default dataset's settings (later visits keep the user's values)."""
+    if "tf_dataset" not in st.session_state:
+        _set_settings(form_defaults(TrainConfig.dataset))
+    for key, value in dict(tf_preset=CUSTOM, tf_dataset=TrainConfig.dataset, tf_model=TrainConfig.model,
+                           tf_subset=0, tf_img_size=32, tf_threads=0).items():
+        st.session_state.setdefault(key, value)
+    for name, spec in MODELS.items():
+        for hp, value in spec.hparams.items():
+            st.session_state.setdefault(f"hp_{name}_{hp}", _hp_widget_value(hp, value))
+
+
+def _hp_widget_value(name: str, value):
+    if name == "widths":
+        return ", ".join(str(v) for v in value)
+    if name == "patch_size":
+        return 0  # 0 = the registry's size-dependent default (an 8×8 grid)
+    return value
+
+
+def _on_dataset() -> None:
+    _set_settings(form_defaults(st.session_state["tf_dataset"]))
+    st.session_state["tf_preset"] = CUSTOM
+
+
+def _on_preset() -> None:
+    """Fill the form from one of the slides' presets."""
+    name = st.session_state["tf_preset"]
+    if name == CUSTOM:
+        return
+    values = form_defaults(PRESETS[name]["dataset"], name)
+    st.session_state["tf_dataset"] = values["dataset"]
+    st.session_state["tf_model"] = values["model"]
+    _set_settings(values)
+    for hp, value in values.get("model_hparams", {}).items():
+        st.session_state[f"hp_{values['model']}_{hp}"] = _hp_widget_value(hp, value) \
+            if hp == "widths" else value
+
+
+def _parse_widths(text: str) -> list[int]:
+    try:
+        widths = [int(w) for w in text.replace(",", " ").split()]
+    except ValueError:
+        raise ConfigError(f"CNN widths must be whole numbers separated by commas, got {text!r}") from None
+    if not widths or min(widths) <= 0:
+        raise ConfigError("CNN widths need at least one positive channel count, e.g. 64, 128, 256")
+    return widths
+
+
+def _config_from_form() -> TrainConfig:
+    s = st.session_state
+    model = s["tf_model"]
+    hparams = {}
+    for hp in MODELS[model].hparams:
+        value = s[f"hp_{model}_{hp}"]
+        if hp == "widths":
+            value = _parse_widths(value)
+        if hp == "patch_size" and not value:
+            continue  # auto
+        hparams[hp] = value
+    preset = s["tf_preset"] if s["tf_preset"] != CUSTOM else None
+    return TrainConfig(
+        dataset=s["tf_dataset"], model=model, model_hparams=hparams,
+        subset=int(s["tf_subset"]) or None, threads=int(s["tf_threads"]) or None,
+        img_size=int(s["tf_img_size"]) if s["tf_dataset"] == "imagefolder" else None,
+        preset=preset, **{field: s[key] for key, field in SETTINGS.items()})
+
+
+# -- the form -----------------------------------------------------------------------------
+def model_settings(model: str) -> None:
+    spec = MODELS[model]
+    if not spec.hparams:
+        st.caption(f"{spec.title} has no settings to tune here.")
+        return
+    cols = st.columns(2)
+    for i, (hp, default) in enumerate(spec.hparams.items()):
+        key, col = f"hp_{model}_{hp}", cols[i % 2]
+        label = hp.replace("_", " ").capitalize()
+        if hp == "norm":
+            col.selectbox("LayerNorm", NORMS, key=key, help="post = the slides (nn.TransformerEncoderLayer); "
+                          "pre = more stable for new runs")
+        elif hp == "widths":
+            col.text_input("Widths", key=key, help="channels per stage, comma-separated")
+        elif hp == "patch_size":
+            col.number_input("Patch size", min_value=0, max_value=64, step=1, key=key,
+                             help="0 = automatic: the smallest patch giving an 8×8 grid")
+        elif isinstance(default, float):
+            col.number_input(label, min_value=0.0, max_value=0.9, step=0.05, key=key)
+        else:
+            col.number_input(label, min_value=1, max_value=4096, step=1, key=key)
+
+
+def training_settings() -> None:
+    c = st.columns(2)
+    c[0].number_input("Epochs", min_value=1, max_value=1000, step=1, key="tf_epochs",
+                      help="the dataset's usual length (100 for CIFAR/STL, as the slides)")
+    c[1].number_input("Batch size", min_value=1, max_value=4096, step=1, key="tf_batch")
+    c[0].number_input("Learning rate (AdamW)", min_value=1e-6, max_value=1.0, step=1e-4, format="%.1e",
+                      key="tf_lr")
+    c[1].number_input("Weight decay", min_value=0.0, max_value=1.0, step=0.01, format="%.3f", key="tf_wd")
+    c[0].selectbox("LR schedule", SCHEDULES, key="tf_schedule",
+                   help="constant = the slides; cosine decays to 0 (the small-data recipe)")
+    c[1].number_input("Warmup epochs", min_value=0.0, max_value=100.0, step=0.5, format="%.1f",
+                      key="tf_warmup", help="linear warmup before the schedule")
+    c[0].number_input("Label smoothing", min_value=0.0, max_value=0.9, step=0.05, key="tf_ls")
+    c[1].number_input("Seed", min_value=0, max_value=2 ** 31 - 1, step=1, key="tf_seed")
+    c[0].number_input("Images per class", min_value=0, max_value=100_000, step=10, key="tf_subset",
+                      help="0 = all; a small number makes a quick run")
+    c[1].number_input("CPU threads", min_value=0, max_value=256, step=1, key="tf_threads",
+                      help="0 = all cores")
+    st.toggle("Augmentation", key="tf_augment", help="the dataset's flips/crops/shifts while training")
+
+
+def launch_form() -> None:
+    st.subheader("New training run")
+    st.selectbox("Start from", [CUSTOM, *PRESETS], key="tf_preset", on_change=_on_preset,
+                 help="The slides' setups (CIFAR-10/100, STL-10; they need the dataset files or a download)")
+    c = st.columns(2)
+    c[0].selectbox("Dataset", list(DATASETS), key="tf_dataset", on_change=_on_dataset,
+                   format_func=lambda d: DATASETS[d].title + ("" if DATASETS[d].offline else " (download)"))
+    c[1].selectbox("Model", list(MODELS), key="tf_model", format_func=lambda m: MODELS[m].title)
+    dataset, model = st.session_state["tf_dataset"], st.session_state["tf_model"]
+    st.caption(f"{DATASETS[dataset].description}  \n{MODELS[model].description}")
+    zipped = zip_dataset() if dataset == "imagefolder" else None
+    with st.expander("Training settings", expanded=True):
+        training_settings()
+    with st.expander(f"{MODELS[model].title} settings"):
+        model_settings(model)
+    st.caption(f"{jobs.max_jobs()} job slot(s) (TINYVIT_MAX_JOBS): a launch beyond them waits in the "
+               "queue. Jobs keep training when you leave this page or close the tab.")
+    if st.button("Launch training", type="primary", icon=":material/rocket_launch:", key="launch"):
+        launch(zipped)
+    if FLASH in st.session_state:
+        st.success(st.session_state.pop(FLASH), icon=":material/rocket_launch:")
+
+
+def zip_dataset():
+    """The image-folder upload: checked as soon as it arrives, so a bad zip is named before
+    anything is launched. Returns (upload, summary) or None."""
+    upload = st.file_uploader("Dataset (.zip with one folder per class)", type=["zip"], key="zip_upload",
+                              help="e.g. cats/001.jpg, dogs/002.png … (or train/ and test/ folders, "
+                                   "each with the class folders)")
+    st.number_input("Image size (pixels)", min_value=8, max_value=256, step=8, key="tf_img_size")
+    if upload is None:
+        return None
+    summary = appdata.check_zip_upload(upload, int(st.session_state["tf_img_size"]))
+    if "error" in summary:
+        st.error(summary["error"], icon=":material/folder_off:")
+    else:
+        names = summary["class_names"]
+        st.success(f"{len(names)} classes ({', '.join(names[:8])}{' …' if len(names) > 8 else ''}) · "
+                   f"{summary['train']} train / {summary['val']} validation / {summary['test']} test images",
+                   icon=":material/folder_zip:")
+    return upload, summary
+
+
+def launch(zipped) -> None:
+    with ui.guard("launching"):
+        cfg = _config_from_form()
+        if cfg.dataset == "imagefolder":
+            if zipped is None:
+                raise ConfigError("upload a .zip of class folders for the image-folder dataset")
+            upload, summary = zipped
+            if "error" in summary:
+                raise ConfigError(summary["error"])
+            cfg.data_path = str(jobs.save_upload(upload.getvalue(), upload.name))
+        run = jobs.launch(cfg)
+        ui.select_run("train", run)
+        # Redraw the whole page (job list in the sidebar, live view), with the news on top.
+        st.session_state[FLASH] = f"Launched **{run.name}**: it is shown on the right."
+        st.rerun()
+
+
+# -- the live view ------------------------------------------------------------------------
+def job_panel() -> None:
+    st.subheader("Runs")
+    run = ui.run_picker("train", "Show run", help="Any run on disk: a job you launched, one from "
+                        "another tab, or an older run to look at its curves.")
+    if run is None:
+        st.info("No runs yet: launch one with the form.", icon=":material/info:")
+        return
+    polling = _polling(run)
+    st.fragment(run_every=REFRESH if polling else None)(live_view)(str(run.path), polling)
+
+
+def _polling(run: Run) -> bool:
+    """Refresh while this run or any other job is queued or training."""
+    return run.status()["state"] in ACTIVE or bool(jobs.active_runs())
+
+
+def live_view(path: str, polling: bool) -> None:
+    from pathlib import Path
+    run = Run(Path(path))
+    if not run.exists:
+        st.warning(f"The run **{run.name}** no longer exists (deleted, perhaps in another tab).",
+                   icon=":material/warning:")
+        return
+    with ui.guard("the live view"):
+        if _polling(run) != polling:
+            st.rerun()  # a job started or ended: redraw the page (picker labels, polling on/off)
+        status, rows, cfg = run.status(), run.metrics(), run.config()
+        header(run, status, cfg)
+        state_message(run, status, rows)
+        if status["state"] == "running":
+            progress(status, rows, cfg)
+        epochs = status.get("epochs") or cfg.get("epochs")
+        st.plotly_chart(charts.loss_accuracy(rows, epochs=int(epochs) if epochs else None), key="live_chart")
+        actions(run, status)
+        queue_table()
+
+
+def header(run: Run, status: dict, cfg: dict) -> None:
+    left, right = st.columns([5, 1], vertical_alignment="center")
+    left.markdown(f"**{run.name}**")
+    with right:
+        ui.state_badge(status["state"])
+    sizes = cfg.get("sizes")
+    parts = [MODELS[cfg["model"]].title if cfg.get("model") in MODELS else cfg.get("model", "?"),
+             cfg.get("dataset_title") or cfg.get("dataset", "?")]
+    if cfg.get("num_params"):
+        parts.append(f"{cfg['num_params']:,} parameters")
+    if sizes:
+        parts.append(f"{sizes['train']:,} train / {sizes['val']:,} val / {sizes['test']:,} test images")
+    parts.append(f"batch {cfg.get('batch_size')}, lr {cfg.get('lr'):g}")
+    st.caption(" · ".join(str(p) for p in parts))
+
+
+def state_message(run: Run, status: dict, rows: list[dict]) -> None:
+    state = status["state"]
+    if state == "queued":
+        st.info(f"Queued: {status.get('message') or 'starting…'}", icon=":material/hourglass_empty:")
+    elif state in ("failed", "diverged"):
+        st.error(f"Training {state}: {status.get('error') or 'no message'}", icon=":material/error:")
+        tail = jobs.log_tail(run)
+        if tail:
+            with st.expander("Trainer output (train.log)"):
+                st.code(tail, language=None)
+    elif state == "stopped":
+        st.warning(f"Stopped: {status.get('message') or 'by request'}", icon=":material/stop_circle:")
+    elif state == "finished":
+        test = run.test_metrics() or {}
+        acc = f" Test accuracy **{100 * test['accuracy']:.1f}%**." if "accuracy" in test else ""
+        st.success(f"Finished after {len(rows)} epochs.{acc}", icon=":material/check_circle:")
+        st.page_link("pages/metrics.py", label="See all metrics", icon=":material/analytics:")
+
+
+def progress(status: dict, rows: list[dict], cfg: dict) -> None:
+    epochs = int(status.get("epochs") or cfg.get("epochs") or 1)
+    epoch = min(int(status.get("epoch") or 0), epochs - 1)
+    batch, batches = int(status.get("batch") or 0), int(status.get("batches") or 0)
+    st.progress(min(1.0, len(rows) / epochs), text=f"Epoch {epoch + 1} of {epochs}")
+    if batches:
+        st.progress(min(1.0, batch / batches), text=f"Batch {batch} of {batches}")
+    cols = st.columns(3)
+    cols[0].metric("Time left", report.format_seconds(report.time_left(status, rows)))
+    if rows:
+        cols[1].metric("Val accuracy", f"{100 * rows[-1]['val_accuracy']:.1f}%")
+        cols[2].metric("Images / s", f"{rows[-1].get('images_per_second', 0):,.0f}")
+
+
+def actions(run: Run, status: dict) -> None:
+    state = status["state"]
+    row = st.container(horizontal=True, vertical_alignment="center")
+    if state in ACTIVE and row.button("Stop", icon=":material/stop:", key="stop",
+                                      help="ends after the current batch, keeping the last complete epoch"):
+        with ui.guard("stopping"):
+            done = jobs.stop(run)
+            st.toast("Cancelled the queued job." if done == "cancelled"
+                     else "Stop requested: the job ends after the current batch.")
+            st.rerun()
+    resumable = state in ("stopped", "failed", "diverged") and checkpoint_path(run).is_file() \
+        and not run.readonly
+    if resumable and row.button("Resume", icon=":material/play_arrow:", key="resume",
+                                help="continue from the last complete epoch"):
+        with ui.guard("resuming"):
+            jobs.resume(run)
+            st.rerun()
+    if state != "running" and not run.readonly:
+        with row.popover("Delete", icon=":material/delete:"):
+            st.write(f"Delete **{run.name}** and all its files?")
+            if st.button("Yes, delete", type="primary", key="delete"):
+                with ui.guard("deleting"):
+                    jobs.delete(run)
+                    ui.forget_deleted(run)
+                    st.toast(f"Deleted {run.name}.")
+                    st.rerun()
+    with row:
+        ui.hub_pusher(run, "train")
+    if run.readonly:
+        row.caption(f"{report.origin(run)} run (read-only)")
+
+
+def queue_table() -> None:
+    active = jobs.active_runs()
+    if not active:
+        return
+    st.markdown("**Job queue**")
+    rows = []
+    for i, r in enumerate(active, 1):
+        try:
+            s = r.status()
+        except RunError:
+            continue
+        rows.append({"#": i, "run": r.name, "state": s["state"],
+                     "epoch": f"{int(s.get('epoch') or 0) + 1}/{s.get('epochs') or '?'}"
+                     if s["state"] == "running" else "", "note": s.get("message") or ""})
+    st.dataframe(rows, hide_index=True)
+
+
+_init_state()
+st.title("Train")
+form_col, view_col = st.columns([2, 3], gap="large")
+with form_col:
+    launch_form()
+with view_col:
+    job_panel()

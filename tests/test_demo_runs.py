@@ -1,0 +1,118 @@
+"""The demo runs committed in demo_runs/: complete, predicting, read-only and small; and the
+tool that makes them (tinyvit.demo)."""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import sys
+
+import pytest
+import torch
+
+from tinyvit import demo
+from tinyvit.checkpoint import CHECKPOINT, WEIGHTS
+from tinyvit.inference import load_run
+from tinyvit.metrics import METRIC_NAMES
+from tinyvit.runs import DEMO_ROOT, READONLY_MARK, RunError, delete_run, list_runs, open_run
+from tinyvit.samples import load_samples
+
+NAMES = [d.name for d in demo.DEMOS]
+
+
+def test_all_demo_runs_are_there_and_small():
+    assert {p.name for p in DEMO_ROOT.iterdir() if p.is_dir()} == set(NAMES)
+    total = sum(demo.folder_bytes(DEMO_ROOT / n) for n in NAMES)
+    assert total < 10 * 2 ** 20, f"demo runs weigh {total / 2 ** 20:.1f} MB"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_demo_run_loads_and_predicts_its_samples(name):
+    path = DEMO_ROOT / name
+    loaded = load_run(path)
+    samples = load_samples(path / "samples.safetensors")
+    assert samples is not None and len(samples["images"]) >= loaded.config["num_classes"]
+    probs = loaded.predict(loaded.preprocess.normalize(samples["images"]))
+    assert probs.shape == (len(samples["images"]), loaded.config["num_classes"])
+    # The model loaded from the run predicts what the run recorded at the end of training.
+    assert torch.equal(probs.argmax(-1), samples["preds"])
+    torch.testing.assert_close(probs.max(-1).values, samples["confidences"], atol=1e-4, rtol=0)
+    assert len(loaded.class_names) == loaded.config["num_classes"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_demo_run_metrics_are_complete_and_consistent(name):
+    run = open_run(DEMO_ROOT / name)
+    assert run.status()["state"] == "finished"
+    test = run.test_metrics()
+    for key in METRIC_NAMES:
+        assert 0.0 <= test[key] <= 1.0, key
+    floor = {d.name: d.min_accuracy for d in demo.DEMOS}[name]
+    assert test["accuracy"] >= floor, f"{name} reaches only {test['accuracy']:.1%}"
+    k = run.config()["num_classes"]
+    assert len(test["confusion_matrix"]) == k and len(test["per_class"]) == k
+    history = run.metrics()
+    assert len(history) == run.config()["epochs"]
+    assert all(f"val_{m}" in history[-1] for m in METRIC_NAMES)
+    with (run.path / "predictions.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == run.config()["sizes"]["test"] == test["num_samples"]
+    correct = sum(r["label"] == r["pred"] for r in rows)
+    assert correct / len(rows) == pytest.approx(test["accuracy"])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_demo_run_is_read_only_and_stripped(name):
+    run = open_run(DEMO_ROOT / name)
+    assert run.readonly
+    with pytest.raises(RunError, match="cannot be deleted"):
+        delete_run(run)
+    assert run.file(WEIGHTS).is_file()
+    assert {p.name for p in run.path.iterdir()} == set(demo.KEEP) | {READONLY_MARK}
+    assert not run.file(CHECKPOINT).exists()
+    assert "host" not in run.config()
+
+
+def test_the_app_lists_the_demo_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("TINYVIT_RUNS", str(tmp_path / "runs"))
+    monkeypatch.delenv("TINYVIT_DEMO_RUNS", raising=False)
+    assert set(NAMES) <= {r.name for r in list_runs()}
+    monkeypatch.setenv("TINYVIT_DEMO_RUNS", "")
+    assert not list_runs()
+
+
+TINY = demo.Demo("demo-tiny", ("--dataset", "digits", "--subset", "3", "--epochs", "1", "--model", "tinyvit",
+                               "--embed-dim", "16", "--num-heads", "2", "--num-layers", "1", "--mlp-dim", "32"),
+                 min_accuracy=0.0)
+
+
+def test_make_demo_trains_strips_and_replaces(tmp_path):
+    out = tmp_path / "demo_runs"
+    (out / "demo-tiny").mkdir(parents=True)
+    (out / "demo-tiny" / "old-file").write_text("from an earlier make demo-runs")
+    path = demo.make_demo(TINY, out, threads=1)
+    assert path == out / "demo-tiny"
+    assert {p.name for p in path.iterdir()} == set(demo.KEEP) | {READONLY_MARK}
+    assert open_run(path).readonly and open_run(path).status()["state"] == "finished"
+    assert "pid" not in open_run(path).status() and "host" not in open_run(path).config()
+    assert load_run(path).config["model_hparams"]["embed_dim"] == 16
+    assert [p.name for p in out.iterdir()] == ["demo-tiny"]  # no staging folder left behind
+    assert "demo-tiny" in demo.summary([path])
+
+
+def test_a_demo_below_its_accuracy_floor_is_not_shipped(tmp_path):
+    out = tmp_path / "demo_runs"
+    with pytest.raises(demo.DemoError, match=r"demo-tiny reached only .* test accuracy"):
+        demo.make_demo(dataclasses.replace(TINY, min_accuracy=1.01), out, threads=1)
+    assert list(out.iterdir()) == []
+
+
+def test_a_failed_demo_keeps_the_old_run(tmp_path, monkeypatch):
+    out = tmp_path / "demo_runs"
+    (out / "demo-tiny").mkdir(parents=True)
+    (out / "demo-tiny" / "config.json").write_text("{}")
+    monkeypatch.setattr(demo, "train_command", lambda *a: [sys.executable, "-c", "import sys; sys.exit(1)"])
+    with pytest.raises(demo.DemoError, match="training demo-tiny failed"):
+        demo.make_demo(TINY, out, threads=1)
+    assert (out / "demo-tiny" / "config.json").read_text() == "{}"
+    assert [p.name for p in out.iterdir()] == ["demo-tiny"]
+    assert demo.main(["--only", "demo-digits-cnn", "--out", str(out)]) == 1

@@ -1,0 +1,65 @@
+"""Cached loading for the app: models and saved samples, once per server process.
+
+Keyed by the run's path and the file's modification time, so a run that trained further
+(or was retrained under the same name) is reloaded, and bounded by max_entries, so the
+server's memory does not grow as users click through many runs.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from .checkpoint import WEIGHTS
+from .inference import LoadedRun, load_run
+from .runs import Run, RunError
+from .samples import load_samples
+
+SAMPLES = "samples.safetensors"
+
+
+@st.cache_resource(max_entries=6, show_spinner="Loading the model…")
+def _model(path: str, mtime_ns: int) -> LoadedRun:
+    return load_run(path)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _samples(path: str, mtime_ns: int):
+    return load_samples(path)
+
+
+def _mtime(run: Run, name: str) -> int | None:
+    try:
+        return run.file(name).stat().st_mtime_ns
+    except OSError:
+        return None
+
+
+def load_model(run: Run) -> LoadedRun:
+    """The run's model in eval mode; RunError (user-facing) if it has no usable weights."""
+    mtime = _mtime(run, WEIGHTS)
+    if mtime is None:
+        raise RunError(f"{run.name} has no trained weights yet: wait until its first epoch ends")
+    return _model(str(run.path.resolve()), mtime)
+
+
+def load_run_samples(run: Run) -> dict | None:
+    """The test images saved with a finished run (None before the run finished)."""
+    mtime = _mtime(run, SAMPLES)
+    return None if mtime is None else _samples(str(run.file(SAMPLES).resolve()), mtime)
+
+
+@st.cache_data(max_entries=4, show_spinner="Checking the dataset zip…")
+def _zip_check(file_id: str, img_size: int | None, _data: bytes, filename: str) -> dict:
+    from .config import ConfigError
+    from .data import DatasetError
+    from .jobs import check_zip_dataset
+    try:
+        return check_zip_dataset(_data, filename, img_size)
+    except (ConfigError, DatasetError) as err:
+        # Kept as a result, not raised, so a bad zip is not re-read on every rerun.
+        return {"error": str(err)}
+
+
+def check_zip_upload(upload, img_size: int | None) -> dict:
+    """The dataset summary of an uploaded zip (see jobs.check_zip_dataset), or {"error": message}.
+    Keyed by the upload's id: each upload is unpacked and decoded once, not on every click."""
+    return _zip_check(upload.file_id, img_size, upload.getvalue(), upload.name)

@@ -1,0 +1,550 @@
+"""The speed benchmark: `python -m tinyvit.bench` (`make bench`) prints one table.
+
+Every row is measured in the same run, after a warm-up, as the median of several repeats;
+the training-throughput rows take their repeats in turns (model A, B, C, ... then again), so
+a change in the machine's load during the run hits every model alike.
+
+    python -m tinyvit.bench                      # everything, < 5 minutes on 2 cores
+    python -m tinyvit.bench --only train,predict # some sections
+    python -m tinyvit.bench --json docs/bench.json
+    python -m tinyvit.bench --quick              # tiny settings (the test runs this)
+
+Sections: train (training throughput and the fraction of the machine's matmul ceiling),
+epoch (a whole epoch with data and augmentation), predict (one uploaded image, with and
+without attention rollout), accuracy (seconds to 97% test accuracy on digits), gpu (only
+when CUDA is present).
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+SECTIONS = ("train", "epoch", "predict", "accuracy", "gpu")
+# The slides' CIFAR-10 table.
+SLIDES_TABLE = dict(num_classes=10, embed_dim=128, img_size=32, patch_size=4, in_chans=3,
+                    num_heads=8, num_layers=6, mlp_dim=512, dropout=0.1)
+CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR_STD = (0.2470, 0.2435, 0.2616)
+
+
+@dataclass
+class Settings:
+    batch: int = 64
+    warmup: int = 3          # steps per model before timing
+    rounds: int = 5          # timed repeats per model (median reported)
+    steps: int = 4           # steps per repeat
+    epoch_images: int = 2048
+    epoch_repeats: int = 1
+    loader_workers: int = 2  # the usual DataLoader setting of CIFAR tutorials
+    predict_repeats: int = 60
+    target: float = 0.97
+    max_epochs: int | None = None    # None: the dataset's default (the cosine schedule's length)
+    accuracy_seconds: float = 120.0  # per model, training time
+    subset: int | None = None
+    gpu_images: int = 50_000
+
+    @classmethod
+    def quick(cls) -> "Settings":
+        return cls(warmup=1, rounds=2, steps=1, epoch_images=128, loader_workers=1,
+                   predict_repeats=5, max_epochs=2, accuracy_seconds=10.0, subset=10,
+                   gpu_images=2_048)
+
+
+@dataclass
+class Row:
+    section: str
+    name: str
+    value: float | None
+    unit: str
+    ratio: float | None = None   # to the section's reference row
+    note: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+# -- the machine ---------------------------------------------------------------------------
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine(device: str) -> dict:
+    info = {"cpu": cpu_model(), "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+            else os.cpu_count(), "torch": torch.__version__, "device": device,
+            "threads": torch.get_num_threads(), "python": platform.python_version()}
+    if hasattr(os, "getloadavg"):
+        info["load_average_at_start"] = round(os.getloadavg()[0], 2)
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def machine_line(info: dict) -> str:
+    line = (f"machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']}, "
+            f"device {info['device']}, {info['threads']} threads")
+    if "gpu" in info:
+        line += f", GPU {info['gpu']}"
+    if "load_average_at_start" in info:
+        line += f", load average at start {info['load_average_at_start']}"
+    return line
+
+
+# -- models and steps ----------------------------------------------------------------------
+def slides_tinyvit() -> nn.Module:
+    from .models.slides import SlidesTinyViT
+    return SlidesTinyViT(**SLIDES_TABLE)
+
+
+def project_tinyvit() -> nn.Module:
+    from .models.vit import TinyViT
+    return TinyViT(**SLIDES_TABLE, norm="post")  # the slides' function (tests/test_models.py)
+
+
+def torchvision_vit() -> nn.Module:
+    from torchvision.models import VisionTransformer
+    return VisionTransformer(image_size=32, patch_size=4, num_layers=6, num_heads=8, hidden_dim=128,
+                             mlp_dim=512, dropout=0.1, attention_dropout=0.1, num_classes=10)
+
+
+def cnn() -> nn.Module:
+    from .models import build_model
+    return build_model("cnn", num_classes=10, img_size=32, in_chans=3)
+
+
+def optimizer_for(model: nn.Module) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.05)  # the slides' setup
+
+
+def criterion() -> nn.Module:
+    return nn.CrossEntropyLoss(label_smoothing=0.1)
+
+
+class PlainStep:
+    """The textbook step: one forward and backward of the whole batch, every thread on each op."""
+
+    def __init__(self, model: nn.Module, device: torch.device, amp: bool = False) -> None:
+        self.model, self.opt, self.crit, self.device, self.amp = model, optimizer_for(model), criterion(), device, amp
+
+    def __call__(self, x, y):
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            logits = self.model(x)
+        loss = self.crit(logits.float(), y)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return loss.detach(), logits.detach()
+
+
+def project_step(model: nn.Module, device: torch.device, amp: bool = False):
+    """The step tinyvit.engine runs (tinyvit.train_step.TrainStep)."""
+    from .train_step import TrainStep, make_optimizer
+    return TrainStep(model, make_optimizer(model.parameters(), 3e-4, 0.05, device), criterion(), device, amp)
+
+
+# (row name, model factory, step kind) for the training-throughput section; the reference row first.
+TRAIN_ROWS: list[tuple[str, Callable[[], nn.Module], str]] = [
+    ("slides' way: nn.TransformerEncoder, post-norm (reference)", slides_tinyvit, "plain"),
+    ("tinyvit: this project's model + engine step (batch split over threads)", project_tinyvit, "project"),
+    ("  tinyvit model, textbook step (every thread on each op)", project_tinyvit, "plain"),
+    ("torchvision VisionTransformer, same shape", torchvision_vit, "plain"),
+    ("cnn (this project, engine step)", cnn, "project"),
+]
+
+
+def make_step(model: nn.Module, kind: str, device: torch.device, amp: bool = False):
+    model.to(device).train()
+    return project_step(model, device, amp) if kind == "project" else PlainStep(model, device, amp)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def throughput_rows(s: Settings, device: torch.device, section: str, amp: bool = False) -> list[Row]:
+    """Training images/s per model on random CIFAR-shaped batches, repeats taken in turns."""
+    torch.manual_seed(0)
+    x = torch.randn(s.batch, 3, 32, 32, device=device)
+    y = torch.randint(0, 10, (s.batch,), device=device)
+    steps = []
+    for name, factory, kind in TRAIN_ROWS:
+        torch.manual_seed(0)
+        steps.append((name, make_step(factory(), kind, device, amp)))
+    for _, step in steps:
+        for _ in range(s.warmup):
+            step(x, y)
+    sync(device)
+    rates: dict[str, list[float]] = {name: [] for name, _ in steps}
+    for _ in range(s.rounds):
+        for name, step in steps:
+            t0 = time.perf_counter()
+            for _ in range(s.steps):
+                step(x, y)
+            sync(device)
+            rates[name].append(s.batch * s.steps / (time.perf_counter() - t0))
+    ref = statistics.median(rates[steps[0][0]])
+    rows = []
+    for name, _ in steps:
+        med = statistics.median(rates[name])
+        rows.append(Row(section, name, med, "img/s", med / ref,
+                        extra={"repeats": [round(r, 1) for r in rates[name]]}))
+    for _, step in steps:
+        if hasattr(step, "close"):
+            step.close()
+    return rows
+
+
+def training_flops_per_image(model: nn.Module, batch: int = 8) -> float:
+    """Forward + backward FLOPs of one image (torch.utils.flop_counter: matmuls and convolutions)."""
+    from torch.utils.flop_counter import FlopCounterMode
+    model.train()
+    x = torch.randn(batch, 3, 32, 32)
+    with FlopCounterMode(display=False) as counter:
+        model(x).sum().backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / batch
+
+
+def matmul_peak(seconds: float = 1.0, n: int = 1024) -> float:
+    """The machine's fp32 matrix-product rate (GFLOP/s), best of repeated n×n×n products."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best, t_end = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < t_end:
+        t0 = time.perf_counter()
+        a @ b
+        best = max(best, 2 * n ** 3 / (time.perf_counter() - t0) / 1e9)
+    return best
+
+
+def ceiling_row(s: Settings, tinyvit_rate: float, quick: bool) -> Row:
+    # The work an image needs is the slides' model's: TinyViT skips some of it (the last
+    # block's dead rows), which shows up as a higher share, not a lower ceiling.
+    flops = training_flops_per_image(slides_tinyvit())
+    peak = matmul_peak(0.3 if quick else 1.5)
+    ceiling = peak * 1e9 / flops
+    return Row("train", "  ceiling: fp32 matmul peak / training FLOPs per image", ceiling, "img/s",
+               tinyvit_rate / ceiling,
+               note=f"{peak:.0f} GFLOP/s peak, {flops / 1e9:.2f} GFLOP per image; "
+                    f"ratio = tinyvit's share of it",
+               extra={"peak_gflops": peak, "gflop_per_image": flops / 1e9})
+
+
+# -- a whole epoch with data ---------------------------------------------------------------
+def synthetic_cifar(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """n random CIFAR-shaped images (N, 32, 32, 3) uint8 and labels, as torchvision's CIFAR10 holds them."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n)
+
+
+class PILDataset(torch.utils.data.Dataset):
+    """What torchvision.datasets.CIFAR10 does per item: array -> PIL image -> transform."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, transform) -> None:
+        self.images, self.labels, self.transform = images, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int):
+        from PIL import Image
+        return self.transform(Image.fromarray(self.images[i])), int(self.labels[i])
+
+
+def conventional_loader(images, labels, s: Settings) -> torch.utils.data.DataLoader:
+    from torchvision import transforms as T
+    transform = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(),
+                           T.Normalize(CIFAR_MEAN, CIFAR_STD)])
+    return torch.utils.data.DataLoader(PILDataset(images, labels, transform), batch_size=s.batch,
+                                       shuffle=True, num_workers=s.loader_workers)
+
+
+def conventional_epoch(model: nn.Module, step_kind: str, images, labels, s: Settings) -> float:
+    """Images/s of one epoch through the conventional DataLoader pipeline."""
+    step = make_step(model, step_kind, torch.device("cpu"))
+    t0 = time.perf_counter()
+    for x, y in conventional_loader(images, labels, s):
+        step(x, y)
+    rate = len(labels) / (time.perf_counter() - t0)
+    if hasattr(step, "close"):
+        step.close()
+    return rate
+
+
+def project_epoch(model: nn.Module, images, labels, s: Settings) -> float:
+    """Images/s of one epoch of tinyvit.engine.Trainer: uint8 tensors, augment_batch, normalize."""
+    from .config import TrainConfig
+    from .data import Splits
+    from .engine import Trainer
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+    y = torch.from_numpy(labels).long()
+    data = Splits("synthetic", [str(i) for i in range(10)], x, y, x[:1], y[:1], x[:1], y[:1],
+                  CIFAR_MEAN, CIFAR_STD, "cifar")
+    cfg = TrainConfig(dataset="cifar10", model="tinyvit", batch_size=s.batch)
+    trainer = Trainer(cfg, data, model, None, torch.device("cpu"), epochs=1, log=lambda m: None)
+    t0 = time.perf_counter()
+    trainer.train_epoch(0)
+    rate = len(labels) / (time.perf_counter() - t0)
+    trainer.step.close()
+    return rate
+
+
+def epoch_rows(s: Settings) -> list[Row]:
+    images, labels = synthetic_cifar(s.epoch_images)
+    if s.warmup > 1:  # a short epoch of each first, so allocator and thread start-up are not timed
+        warm = 2 * s.batch
+        project_epoch(project_tinyvit(), images[:warm], labels[:warm], s)
+        conventional_epoch(slides_tinyvit(), "plain", images[:warm], labels[:warm], s)
+    runs = {"project": [], "conv_same": [], "conv_slides": []}
+    for _ in range(s.epoch_repeats):
+        torch.manual_seed(0)
+        runs["project"].append(project_epoch(project_tinyvit(), images, labels, s))
+        torch.manual_seed(0)
+        runs["conv_same"].append(conventional_epoch(project_tinyvit(), "project", images, labels, s))
+        torch.manual_seed(0)
+        runs["conv_slides"].append(conventional_epoch(slides_tinyvit(), "plain", images, labels, s))
+    med = {k: statistics.median(v) for k, v in runs.items()}
+    ref = med["conv_same"]
+    sec = "epoch"
+    return [
+        Row(sec, "conventional: DataLoader + PIL RandomCrop/Flip/ToTensor/Normalize (reference), tinyvit",
+            ref, "img/s", 1.0, note=f"{s.loader_workers} loader workers"),
+        Row(sec, "this project: uint8 tensor + augment_batch + normalize (tinyvit.engine)", med["project"],
+            "img/s", med["project"] / ref),
+        Row(sec, "slides' way whole: DataLoader + PIL + nn.TransformerEncoder", med["conv_slides"], "img/s",
+            med["conv_slides"] / ref),
+    ]
+
+
+# -- prediction latency ----------------------------------------------------------------------
+def upload_bytes(width: int = 640, height: int = 480) -> bytes:
+    """A photo-sized JPEG, as a user would upload."""
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:height, 0:width]
+    img = np.stack([(xx * 255 // width), (yy * 255 // height), ((xx + yy) * 127 // (width + height))], -1)
+    img = np.clip(img + rng.normal(0, 20, img.shape), 0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+def predict_rows(s: Settings) -> list[Row]:
+    from .explain import attention_rollout
+    from .inference import Preprocess, open_image
+    model = project_tinyvit().eval()
+    pre = Preprocess(32, 3, list(CIFAR_MEAN), list(CIFAR_STD))
+    data = upload_bytes()
+
+    def plain():
+        with torch.inference_mode():
+            return model(pre(open_image(data, "upload.jpg"))).softmax(-1)
+
+    def rollout():
+        with torch.inference_mode():
+            logits, attentions = model.forward_with_attention(pre(open_image(data, "upload.jpg")))
+            return logits.softmax(-1), attention_rollout(attentions, model.grid)
+
+    rows = []
+    for name, fn in (("predict one uploaded image", plain), ("predict + attention rollout", rollout)):
+        for _ in range(max(2, s.predict_repeats // 10)):
+            fn()
+        times = []
+        for _ in range(s.predict_repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t0) * 1e3)
+        p50, p95 = np.percentile(times, [50, 95])
+        rows.append(Row("predict", name + " (p50)", float(p50), "ms", note="640x480 JPEG: decode, resize, model"))
+        rows.append(Row("predict", name + " (p95)", float(p95), "ms"))
+    return rows
+
+
+# -- time to accuracy ------------------------------------------------------------------------
+def time_to_accuracy(model_name: str, s: Settings) -> Row:
+    """Training seconds (evaluation excluded) until the test accuracy first reaches s.target,
+    with the real digits defaults (tinyvit.config.defaults_for) through the engine."""
+    from .config import TrainConfig, defaults_for
+    from .engine import Trainer
+    from .training import build_for, load_data, resolve_epochs
+    cfg = TrainConfig(**{**defaults_for("digits"), "model": model_name, "subset": s.subset})
+    data = load_data(cfg, log=lambda m: None)
+    model, _ = build_for(cfg, data)
+    epochs = resolve_epochs(cfg)
+    trainer = Trainer(cfg, data, model, None, torch.device("cpu"), epochs, log=lambda m: None)
+    train_seconds, best, reached = 0.0, 0.0, None
+    for epoch in range(min(epochs, s.max_epochs or epochs)):
+        t0 = time.perf_counter()
+        trainer.train_epoch(epoch)
+        train_seconds += time.perf_counter() - t0
+        acc = trainer.evaluate(data.test_x, data.test_y)["accuracy"]
+        best = max(best, acc)
+        if acc >= s.target:
+            reached = epoch + 1
+            break
+        if train_seconds > s.accuracy_seconds:
+            break
+    trainer.step.close()
+    extra = {"epochs": reached or epoch + 1, "train_seconds": train_seconds, "best_accuracy": best,
+             "target": s.target, "reached": reached is not None}
+    label = f"{model_name}: seconds to {100 * s.target:.0f}% test accuracy on digits"
+    if reached:
+        return Row("accuracy", label, train_seconds, "s",
+                   note=f"epoch {reached}, {100 * best:.1f}% (batch {cfg.batch_size}, lr {cfg.lr:g}, "
+                        f"{cfg.schedule}, warmup {cfg.warmup_epochs:g})", extra=extra)
+    return Row("accuracy", label, None, "s",
+               note=f"not reached: best {100 * best:.1f}% in {epoch + 1} epochs, {train_seconds:.1f} s",
+               extra=extra)
+
+
+def accuracy_rows(s: Settings) -> list[Row]:
+    return [time_to_accuracy("tinyvit", s), time_to_accuracy("cnn", s)]
+
+
+# -- GPU ---------------------------------------------------------------------------------------
+def gpu_epoch_row(s: Settings) -> Row:
+    """One epoch of s.gpu_images CIFAR-shaped images resident on the GPU, through the engine with
+    bf16 autocast and torch.compile; the first (compiling) epoch is not timed."""
+    from .config import TrainConfig
+    from .data import Splits
+    from .engine import Trainer
+    device = torch.device("cuda")
+    images, labels = synthetic_cifar(s.gpu_images)
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+    y = torch.from_numpy(labels).long()
+    data = Splits("synthetic", [str(i) for i in range(10)], x, y, x[:1], y[:1], x[:1], y[:1],
+                  CIFAR_MEAN, CIFAR_STD, "cifar")
+    cfg = TrainConfig(dataset="cifar10", model="tinyvit", batch_size=s.batch, amp=True, compile=True)
+    trainer = Trainer(cfg, data, project_tinyvit(), None, device, epochs=2, log=lambda m: None)
+    trainer.train_epoch(0)
+    sync(device)
+    t0 = time.perf_counter()
+    trainer.train_epoch(1)
+    sync(device)
+    seconds = time.perf_counter() - t0
+    return Row("gpu", f"one {s.gpu_images:,}-image epoch, data on GPU, bf16 + torch.compile", seconds, "s",
+               note=f"{s.gpu_images / seconds:,.0f} img/s, batch {s.batch}")
+
+
+def gpu_rows(s: Settings) -> list[Row]:
+    device = torch.device("cuda")
+    torch.backends.cuda.matmul.allow_tf32 = True
+    rows = throughput_rows(s, device, "gpu", amp=True)
+    rows.append(gpu_epoch_row(s))
+    return rows
+
+
+# -- the table ------------------------------------------------------------------------------------
+TITLES = {
+    "train": "Training throughput on CPU: slides' CIFAR-10 table, batch {batch}, random 3x32x32 data "
+             "(ratio: to the slides' way)",
+    "epoch": "Whole epoch with data and augmentation: {epoch_images:,} synthetic CIFAR-sized images, "
+             "tinyvit (ratio: to the conventional DataLoader)",
+    "predict": "Prediction latency on CPU: one uploaded image, TinyViT (slides' table)",
+    "accuracy": "Time to {target_pct:.0f}% test accuracy on digits (engine, digits defaults; training time, "
+                "evaluation excluded)",
+    "gpu": "GPU: the training rows with bf16 autocast (ratio: to the slides' way), and one epoch",
+}
+
+
+def fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "—"
+    return f"{value:,.1f} {unit}" if value < 100 else f"{value:,.0f} {unit}"
+
+
+def format_table(info: dict, rows: list[Row], s: Settings) -> str:
+    lines = [machine_line(info)]
+    width = max([len(r.name) for r in rows] + [20])
+    for sec in SECTIONS:
+        sec_rows = [r for r in rows if r.section == sec]
+        if not sec_rows:
+            continue
+        lines += ["", TITLES[sec].format(**asdict(s), target_pct=100 * s.target)]
+        for r in sec_rows:
+            ratio = f"{r.ratio:5.2f}x" if r.ratio is not None else " " * 6
+            note = f"  {r.note}" if r.note else ""
+            lines.append(f"  {r.name:<{width}}  {fmt(r.value, r.unit):>12}  {ratio}{note}".rstrip())
+    return "\n".join(lines)
+
+
+def run(sections: list[str], s: Settings, quick: bool, log: Callable[[str], None]) -> list[Row]:
+    rows: list[Row] = []
+    if "train" in sections:
+        log("training throughput ...")
+        train = throughput_rows(s, torch.device("cpu"), "train")
+        rows += train
+        rows.append(ceiling_row(s, train[1].value, quick))
+    if "epoch" in sections:
+        log("whole epochs ...")
+        rows += epoch_rows(s)
+    if "predict" in sections:
+        log("prediction latency ...")
+        rows += predict_rows(s)
+    if "accuracy" in sections:
+        log("time to accuracy on digits ...")
+        rows += accuracy_rows(s)
+    if "gpu" in sections and torch.cuda.is_available():
+        log("GPU ...")
+        rows += gpu_rows(s)
+    return rows
+
+
+def parse_sections(text: str) -> list[str]:
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    unknown = [n for n in names if n not in SECTIONS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown section {', '.join(unknown) or '(none)'}; choose from {', '.join(SECTIONS)}")
+    return names
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m tinyvit.bench", description=__doc__.split("\n")[0])
+    p.add_argument("--only", type=parse_sections, default=list(SECTIONS), metavar="S1,S2",
+                   help=f"sections to run, from: {', '.join(SECTIONS)} (default: all)")
+    p.add_argument("--quick", action="store_true", help="tiny settings: checks that it runs, not speed")
+    p.add_argument("--json", metavar="PATH", help="also write the table as JSON")
+    p.add_argument("--threads", type=int, metavar="N", help="CPU threads (default: all cores)")
+    p.add_argument("--target", type=float, metavar="F", help="accuracy target (default 0.97)")
+    args = p.parse_args(argv)
+    from .engine import set_threads
+    set_threads(args.threads)
+    s = Settings.quick() if args.quick else Settings()
+    if args.target is not None:
+        s.target = args.target
+    info = machine("cuda" if torch.cuda.is_available() else "cpu")
+    t0 = time.perf_counter()
+    rows = run(args.only, s, args.quick, log=lambda m: print(m, file=sys.stderr, flush=True))
+    info["bench_seconds"] = round(time.perf_counter() - t0, 1)
+    table = format_table(info, rows, s)
+    print(table)
+    print(f"\n(bench took {info['bench_seconds']:.0f} s)")
+    if args.json:
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        doc = {"machine": info, "settings": asdict(s), "sections": args.only,
+               "rows": [asdict(r) for r in rows], "table": table}
+        path.write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

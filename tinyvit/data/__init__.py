@@ -1,0 +1,14 @@
+"""Datasets as in-memory uint8 tensors, and the per-batch augmentation the trainer applies.
+
+    load_dataset(name, ...) -> Splits     train / validation / test, mean and std, policy
+    DATASETS, dataset_info(name)          what can be loaded, for menus and defaults
+    augment_batch(x, policy), normalize   vectorised batch transforms on any device
+"""
+from .augment import POLICIES, augment_batch, normalize
+from .errors import DatasetError
+from .loading import load_dataset
+from .registry import DATASETS, DatasetInfo, dataset_info
+from .splits import Splits
+
+__all__ = ["DATASETS", "DatasetInfo", "Splits", "DatasetError", "load_dataset", "dataset_info",
+           "normalize", "augment_batch", "POLICIES"]

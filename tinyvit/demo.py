@@ -1,0 +1,167 @@
+"""The demo runs shipped in demo_runs/: small trained runs, so that every page of the app has
+predictions, attention maps, metrics and comparisons to show before anything is trained.
+
+    python -m tinyvit.demo              # (make demo-runs) retrain all four: ~6 CPU-minutes
+    python -m tinyvit.demo --only demo-shapes-cnn
+
+Each run is trained by train.py in its own process, in a temporary folder; then what viewing
+does not need (the optimizer checkpoint for --resume) is dropped, the run is marked read-only
+and only then does it replace the old demo run. The models are smaller than the registry's
+defaults (TinyViT: 64-dim, 4 layers; CNN: widths 32-64-128) so that all four runs together
+weigh a few MB: the default TinyViT alone is 4.8 MB of weights.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .checkpoint import WEIGHTS, atomic_write_text
+from .runs import DEMO_ROOT, READONLY_MARK, Run, open_run
+
+REPO = Path(__file__).resolve().parent.parent
+# What the app reads from a finished run (tinyvit.inference.load_run needs config.json and
+# model.safetensors; the pages read the rest). checkpoint.safetensors is left out.
+KEEP = ("config.json", "status.json", "metrics.jsonl", "test_metrics.json", "predictions.csv",
+        "samples.safetensors", WEIGHTS)
+SMALL_VIT = ("--model", "tinyvit", "--embed-dim", "64", "--num-heads", "4", "--num-layers", "4",
+             "--mlp-dim", "128")
+SMALL_CNN = ("--model", "cnn", "--widths", "32", "64", "128")
+
+
+@dataclass(frozen=True)
+class Demo:
+    name: str
+    args: tuple[str, ...]
+    # Test accuracy below which the run is not shipped (a training regression, not bad luck):
+    # a little under what these settings measured, see docs/readme-ship.md.
+    min_accuracy: float = 0.9
+
+
+# Epochs are given, not left to the dataset defaults, so the demos stay what they were measured as.
+# Shapes at 32x32 with all 600 training images per class. TinyViT learns them slowly and
+# plateaus near 60% test accuracy (measured: 30 epochs without augmentation 61-64%; 40 epochs
+# with crop/flip and no dropout 54-65%, underfitting), so the cheaper recipe is used. The CNN
+# is at 100% within 15 epochs: convolution's built-in locality is worth a lot with few images.
+DEMOS = (
+    Demo("demo-digits-tinyvit", ("--dataset", "digits", *SMALL_VIT, "--epochs", "40"), min_accuracy=0.95),
+    Demo("demo-digits-cnn", ("--dataset", "digits", *SMALL_CNN, "--epochs", "40"), min_accuracy=0.95),
+    Demo("demo-shapes-tinyvit", ("--dataset", "shapes", *SMALL_VIT, "--no-augment", "--epochs", "30"),
+         min_accuracy=0.5),
+    Demo("demo-shapes-cnn", ("--dataset", "shapes", *SMALL_CNN, "--epochs", "15"), min_accuracy=0.95),
+)
+
+
+class DemoError(RuntimeError):
+    """A demo run that could not be made; the old one is kept."""
+
+
+def demo_root() -> Path:
+    return Path(os.environ.get("TINYVIT_DEMO_RUNS") or DEMO_ROOT)
+
+
+def train_command(demo: Demo, runs_root: Path, threads: int) -> list[str]:
+    return [sys.executable, str(REPO / "train.py"), *demo.args, "--seed", "0", "--threads", str(threads),
+            "--runs-root", str(runs_root), "--name", demo.name, "--quiet"]
+
+
+def strip_run(path: Path) -> None:
+    """Keep what the app shows, drop the rest; mark the run read-only."""
+    run = open_run(path)
+    for entry in path.iterdir():
+        if entry.name not in KEEP:
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    cfg = run.config()
+    cfg.pop("host", None)  # the machine that made the demos is nobody's business
+    run.write_config(cfg)
+    status = json.loads(run.file("status.json").read_text(encoding="utf-8"))
+    status.pop("pid", None)
+    atomic_write_text(run.file("status.json"), json.dumps({**status, "demo": True}, indent=2))
+    run.file(READONLY_MARK).write_text("built-in demo run, made by `make demo-runs`\n", encoding="utf-8")
+
+
+def make_demo(demo: Demo, out: Path, threads: int) -> Path:
+    """Train one demo run and swap it in for the old one only once it is complete."""
+    out.mkdir(parents=True, exist_ok=True)
+    # Trained outside the repository, so a half-made run (and its optimizer checkpoint) can
+    # never be picked up by git or a Docker build while training takes its minutes.
+    with tempfile.TemporaryDirectory(prefix="tinyvit-demo-") as staging:
+        cmd = train_command(demo, Path(staging), threads)
+        print("$ python train.py " + " ".join(cmd[2:]), flush=True)
+        done = subprocess.run(cmd, cwd=REPO)
+        built = Path(staging) / demo.name
+        if done.returncode != 0 or Run(built).status().get("state") != "finished":
+            raise DemoError(f"training {demo.name} failed (exit code {done.returncode}); "
+                            f"the old demo run is kept")
+        accuracy = (open_run(built).test_metrics() or {}).get("accuracy", 0.0)
+        if accuracy < demo.min_accuracy:
+            raise DemoError(f"{demo.name} reached only {accuracy:.1%} test accuracy (at least "
+                            f"{demo.min_accuracy:.0%} expected); the old demo run is kept")
+        strip_run(built)
+        return swap_in(built, out / demo.name)
+
+
+def swap_in(built: Path, target: Path) -> Path:
+    """Copy the finished run beside `target`, then rename it into place."""
+    incoming = target.parent / f".incoming-{target.name}"
+    shutil.rmtree(incoming, ignore_errors=True)
+    shutil.copytree(built, incoming)
+    try:
+        if target.exists():
+            shutil.rmtree(target)  # a read-only run to the app, not to the tool that made it
+        os.replace(incoming, target)
+    finally:
+        shutil.rmtree(incoming, ignore_errors=True)
+    return target
+
+
+def folder_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+
+
+def summary(paths: list[Path]) -> str:
+    lines = [f"{'run':<22}{'test accuracy':>15}{'size':>10}"]
+    for path in paths:
+        test = open_run(path).test_metrics() or {}
+        acc = f"{100 * test['accuracy']:.2f}%" if "accuracy" in test else "-"
+        lines.append(f"{path.name:<22}{acc:>15}{folder_bytes(path) / 2 ** 20:>8.2f}MB")
+    total = sum(folder_bytes(p) for p in paths) / 2 ** 20
+    lines.append(f"{'total':<37}{total:>8.2f}MB")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    names = [d.name for d in DEMOS]
+    p = argparse.ArgumentParser(prog="python -m tinyvit.demo", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--only", nargs="+", choices=names, metavar="NAME", help=f"only these: {', '.join(names)}")
+    p.add_argument("--out", type=Path, default=demo_root(), help="where the demo runs go")
+    p.add_argument("--threads", type=int, default=max(1, min(2, os.cpu_count() or 1)),
+                   help="CPU threads per training run")
+    args = p.parse_args(argv)
+    start = time.time()
+    made = []
+    for demo in DEMOS:
+        if args.only and demo.name not in args.only:
+            continue
+        try:
+            made.append(make_demo(demo, args.out, args.threads))
+        except DemoError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+    print(f"\n{summary(made)}\n\nmade {len(made)} demo run(s) in {args.out} in {time.time() - start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    # SIGTERM as an exception: subprocess.run then kills the training and the staging folder goes.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    sys.exit(main())

@@ -1,0 +1,232 @@
+"""Small Streamlit helpers the pages share: the run picker, state badges, error display."""
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import streamlit as st
+from PIL import Image
+
+from .config import ConfigError
+from .data import DATASETS, DatasetError
+from .explain import COLORMAPS
+from .inference import ImageError
+from .models import MODELS, ModelError
+from .runs import Run, RunError, list_runs
+from .report import origin
+
+try:  # the Hub is optional: without it (or its dependencies) every page still works
+    from . import hub
+except ImportError:
+    hub = None
+
+log = logging.getLogger("tinyvit.app")
+
+# Problems a user can cause or fix; shown as a one-line error, never as a traceback.
+USER_ERRORS = (RunError, ConfigError, DatasetError, ModelError, ImageError) + \
+    ((hub.HubError,) if hub is not None else ())
+STATE_COLOURS = {"queued": "gray", "running": "blue", "finished": "green", "stopped": "orange",
+                 "failed": "red", "diverged": "red"}
+STATE_ICONS = {"queued": ":material/hourglass_empty:", "running": ":material/play_circle:",
+               "finished": ":material/check_circle:", "stopped": ":material/stop_circle:",
+               "failed": ":material/error:", "diverged": ":material/trending_up:"}
+CURRENT = "current_run"   # session key: the run last picked on any page
+DELETED = "deleted_run"   # session key: a run this session deleted (no "it vanished" warning)
+DISPLAY_PX = 192          # tiny dataset images are shown enlarged, pixel-sharp
+
+
+ROUTED = "_tinyvit_routed"  # session key: app.py (the router) has run in this session
+
+
+def mark_routed() -> None:
+    """Called by app.py on every run, before it runs the page."""
+    st.session_state[ROUTED] = True
+
+
+def require_router() -> None:
+    """Run this page through app.py. Until st.navigation has been called once in the server
+    process, Streamlit treats pages/ as a legacy pages directory and runs a deep link such as
+    /train as a script of its own, without app.py's frame (layout, navigation, job list).
+    Turning that mode off and rerunning routes the same URL through app.py."""
+    if st.session_state.get(ROUTED):
+        return
+    from streamlit.runtime.pages_manager import PagesManager
+    PagesManager.uses_pages_directory = False
+    st.rerun()
+
+
+def state_badge(state: str) -> None:
+    st.badge(state, icon=STATE_ICONS.get(state), color=STATE_COLOURS.get(state, "gray"))
+
+
+def all_runs() -> list[Run]:
+    """Every run the pages offer: the runs folder and the demo runs (newest first), then
+    the runs loaded from the Hugging Face Hub."""
+    runs = list_runs()
+    if hub is not None:
+        runs += list_runs(hub.hub_runs_root())
+    return runs
+
+
+def run_label(run: Run) -> str:
+    """'name · TinyViT on Digits · demo' for pickers.
+
+    Only what never changes: Streamlit keeps showing a keyed widget's first label for the
+    chosen option, so a state or accuracy here would go stale while a job trains."""
+    try:
+        cfg = run.config()
+    except RunError:
+        return f"{run.name} · deleted"
+    model = MODELS[cfg["model"]].title if cfg.get("model") in MODELS else cfg.get("model", "?")
+    what = f"{model} on {DATASETS[cfg['dataset']].title if cfg.get('dataset') in DATASETS else cfg.get('dataset', '?')}"
+    source = origin(run)
+    return f"{run.name} · {what}" + (f" · {source}" if source else "")
+
+
+def _forget_vanished(key: str, options: list[str]) -> None:
+    """A picker (or the shared choice) naming a run that is gone: say so, pick another.
+    A run that exists but is filtered out here (e.g. no weights yet) is dropped quietly."""
+    warned = False
+    for k in (key, CURRENT):
+        held = st.session_state.get(k)
+        if held and held not in options:
+            st.session_state.pop(k, None)
+            gone = not (Path(held) / "config.json").is_file()
+            if not warned and gone and held != st.session_state.get(DELETED):
+                st.warning(f"The run **{Path(held).name}** no longer exists (deleted, perhaps in "
+                           "another tab); showing another run.", icon=":material/warning:")
+                warned = True
+
+
+def run_picker(key: str, label: str = "Run", runs: list[Run] | None = None,
+               keep: Callable[[Run], bool] | None = None, help: str | None = None) -> Run | None:
+    """A selectbox of runs on disk (newest first), remembering the choice across pages.
+
+    `keep` filters runs (e.g. only runs with weights). Returns None when there is none."""
+    runs = [r for r in (all_runs() if runs is None else runs) if keep is None or keep(r)]
+    options = [str(r.path) for r in runs]
+    wkey = f"picker_{key}"
+    if st.session_state.get(wkey) not in options or st.session_state.get(CURRENT) not in options:
+        _forget_vanished(wkey, options)
+    if not runs:
+        return None
+    if wkey not in st.session_state:
+        # Initialised through session state (never `index=`), so the app may also set it.
+        remembered = st.session_state.get(CURRENT)
+        st.session_state[wkey] = remembered if remembered in options else options[0]
+    labels = {str(r.path): run_label(r) for r in runs}
+    choice = st.selectbox(label, options, key=wkey, format_func=lambda p: labels.get(p, Path(p).name),
+                          help=help)
+    st.session_state[CURRENT] = choice
+    return Run(Path(choice))
+
+
+def forget_deleted(run: Run) -> None:
+    """After deleting `run` here: drop it from the pickers without warning that it vanished."""
+    st.session_state[DELETED] = str(run.path)
+    st.session_state.pop(CURRENT, None)
+
+
+def select_run(key: str, run: Run) -> None:
+    """Make `run` the picker's choice on its next render (call before the picker is drawn)."""
+    st.session_state[f"picker_{key}"] = str(run.path)
+    st.session_state[CURRENT] = str(run.path)
+
+
+@contextlib.contextmanager
+def guard(what: str = "this page") -> Iterator[None]:
+    """Show a user's mistake as st.error and anything unexpected as a short error, never
+    a traceback (the traceback goes to the server log)."""
+    try:
+        yield
+    except USER_ERRORS as err:
+        st.error(str(err), icon=":material/error:")
+    except FileNotFoundError as err:
+        # A run folder removed while it was being read (another tab deleted it).
+        st.warning(f"A file vanished while {what} was reading it ({Path(err.filename or '?').name}); "
+                   "the run was probably deleted. Pick another run.", icon=":material/warning:")
+    except Exception as err:  # noqa: BLE001 - the UI must keep working
+        log.exception("unexpected error in %s", what)
+        st.error(f"Something went wrong in {what}: {type(err).__name__}: {err}", icon=":material/error:")
+
+
+def enlarge(img: Image.Image, size: int = DISPLAY_PX) -> Image.Image:
+    """Tiny images (16 px digits) enlarged with nearest neighbour, so pixels stay crisp."""
+    img = img.convert("RGB") if img.mode not in ("RGB", "L") else img
+    if max(img.size) >= size:
+        return img
+    scale = size / max(img.size)
+    return img.resize((round(img.width * scale), round(img.height * scale)), Image.NEAREST)
+
+
+def map_controls(key: str, methods: list[str], method_labels: dict[str, str],
+                 layers: int = 0, heads: int = 0) -> dict:
+    """Method, layer/head (for CLS attention only), colour map and opacity, in one row."""
+    # One choice per kind of model: a ViT opens on its attention, a CNN on Grad-CAM, whatever
+    # was picked for the other kind.
+    method_key = f"{key}_method_{'vit' if layers else 'cnn'}"
+    per_layer = st.session_state.get(method_key, methods[0]) == "cls" and layers > 0
+    cols = st.columns([3, 2, 2, 2, 3] if per_layer else [3, 2, 3])
+    method = cols[0].selectbox("Map", methods, format_func=method_labels.get, key=method_key,
+                               help="Attention rollout combines every layer's attention; CLS attention "
+                                    "shows one layer (and one head); Grad-CAM works for any model.")
+    layer, head = layers - 1, None
+    if per_layer:
+        # Keys carry the counts: a model with other layers/heads gets fresh selectors.
+        layer = cols[1].selectbox("Layer", list(range(layers)), index=layers - 1, key=f"{key}_layer_{layers}",
+                                  format_func=lambda i: f"layer {i + 1}")
+        head = cols[2].selectbox("Head", [None, *range(heads)], key=f"{key}_head_{heads}",
+                                 format_func=lambda h: "mean of heads" if h is None else f"head {h + 1}")
+    colormap = cols[-2].selectbox("Colour map", COLORMAPS, key=f"{key}_cmap")
+    opacity = cols[-1].slider("Opacity", 0.0, 1.0, 0.5, 0.05, key=f"{key}_opacity")
+    return dict(method=method, layer=layer, head=head, colormap=colormap, opacity=opacity)
+
+
+def no_runs_hint(what: str = "Train a model first") -> None:
+    st.info(f"No runs to show yet. {what} on the Train page.", icon=":material/info:")
+    st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
+
+
+# -- the Hugging Face Hub ---------------------------------------------------------------
+def hub_loader(key: str, on_loaded: Callable[[Run], None] | None = None) -> None:
+    """'Load from the Hub': a repo id in, a read-only local run out, chosen in the picker
+    `key` (or handed to `on_loaded`); call it before the picker is drawn."""
+    with st.expander("Load a run from the Hugging Face Hub", icon=":material/cloud_download:"):
+        if hub is None:
+            st.caption("The Hub support (tinyvit.hub) is not available in this installation.")
+            return
+        with st.form(f"hub_load_{key}", border=False, enter_to_submit=True):
+            repo = st.text_input("Repository id", placeholder="user/tinyvit-digits", key=f"hub_repo_{key}",
+                                 help="A model repo pushed from TinyViT Lab (Train or Metrics page, or "
+                                      "`python -m tinyvit.hub push`).")
+            load = st.form_submit_button("Load", icon=":material/download:")
+        if load:
+            with guard("loading from the Hub"), st.spinner(f"Downloading {repo}…"):
+                path = hub.load_run_from_hub(repo)
+                (on_loaded or (lambda run: select_run(key, run)))(Run(Path(path)))
+                st.session_state[f"hub_loaded_{key}"] = str(path)
+                st.rerun()
+        loaded = st.session_state.get(f"hub_loaded_{key}")
+        if loaded:
+            st.caption(f"Loaded into `{loaded}` (read-only) and picked below.")
+
+
+def hub_pusher(run: Run, key: str) -> None:
+    """'Push to Hub' for a finished run, shown only when a Hugging Face token is set."""
+    if hub is None or hub.hub_token() is None:
+        return
+    if run.status()["state"] != "finished":
+        return
+    with st.popover("Push to Hub", icon=":material/cloud_upload:"):
+        with st.form(f"hub_push_{key}", border=False):
+            repo = st.text_input("Repository id", placeholder="user/tinyvit-digits", key=f"hub_push_repo_{key}",
+                                 help="Created if missing; uses the token from HF_TOKEN, Streamlit secrets "
+                                      "or `hf auth login`.")
+            private = st.checkbox("Private repository", key=f"hub_private_{key}")
+            push = st.form_submit_button("Push", type="primary", icon=":material/cloud_upload:")
+        if push:
+            with guard("pushing to the Hub"), st.spinner(f"Uploading {run.name}…"):
+                url = hub.push_run(run.path, repo, private=private)
+                st.success(f"Pushed to {url}", icon=":material/check_circle:")
