@@ -1,5 +1,4 @@
 import io
-import json
 import os
 
 import pytest
@@ -10,7 +9,7 @@ from tinyvit.checkpoint import (CheckpointError, load_training_state, load_weigh
                                 save_training_state, save_weights)
 from tinyvit.inference import ImageError, Preprocess, open_image
 from tinyvit.models import build_model
-from tinyvit.runs import (Run, RunError, check_run_name, create_run, delete_run, list_runs, open_run,
+from tinyvit.runs import (RunError, check_run_name, create_run, delete_run, list_runs, open_run,
                           unique_run_name)
 
 

@@ -1,6 +1,5 @@
 """The engine and train.py end to end, on scikit-learn's digits (offline, real data)."""
 import json
-import os
 import signal
 import subprocess
 import sys

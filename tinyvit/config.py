@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from .data import DATASETS
+
 
 class ConfigError(ValueError):
     """A setting that cannot work; the message is user-facing and names it."""
@@ -74,7 +76,6 @@ SMALL_DATA = dict(batch_size=32, lr=1e-3, schedule="cosine", warmup_epochs=2.0)
 def defaults_for(dataset: str) -> dict[str, Any]:
     """The training settings a new run on `dataset` starts from, before presets and flags:
     the slides' setup, with the small-data recipe for the offline datasets."""
-    from .data import DATASETS
     info = DATASETS.get(dataset)
     values: dict[str, Any] = {"dataset": dataset}
     if info is not None:

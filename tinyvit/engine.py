@@ -9,10 +9,8 @@ from __future__ import annotations
 import math
 import os
 import signal
-import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import torch
@@ -247,7 +245,3 @@ def set_threads(threads: int | None) -> int:
         threads = cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
     torch.set_num_threads(max(1, int(threads)))
     return torch.get_num_threads()
-
-
-def is_tty() -> bool:
-    return sys.stderr.isatty()

@@ -5,7 +5,6 @@ config.json is enough to rebuild its model.
 """
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,9 +99,3 @@ def model_kind(name: str) -> str:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-def hparam_names(name: str) -> list[str]:
-    """The constructor arguments of a model beyond the dataset-given ones."""
-    params = inspect.signature(model_spec(name).cls.__init__).parameters
-    return [p for p in params if p not in ("self", "num_classes", "img_size", "in_chans")]
