@@ -22,6 +22,7 @@ POLICIES = {
     "cifar": "random crop from 4 px zero padding, horizontal flip",
     "stl": "random crop from 12 px zero padding, horizontal flip, colour jitter, random grayscale",
     "shift": "random crop from 2 px zero padding, no flip (flipping changes digits)",
+    "shift-flip": "random crop from 2 px zero padding, horizontal flip (clothing is left-right symmetric)",
     "none": "no augmentation",
 }
 
@@ -47,8 +48,8 @@ def augment_batch(x_uint8: torch.Tensor, policy: str,
     rand = _Random(x_uint8.device, generator)
     if policy == "cifar":
         return crop_flip(x_uint8, 4, rand, flip=True)
-    if policy == "shift":
-        return crop_flip(x_uint8, 2, rand, flip=False)
+    if policy in ("shift", "shift-flip"):
+        return crop_flip(x_uint8, 2, rand, flip=policy == "shift-flip")
     x = crop_flip(x_uint8, 12, rand, flip=True)
     return color_jitter(x, rand, brightness=0.4, contrast=0.4, saturation=0.4, grayscale_p=0.1)
 

@@ -28,7 +28,7 @@ DATASETS: dict[str, DatasetInfo] = {info.name: info for info in (
                 "13,000 labelled colour photos of 10 classes at 96x96 (5,000 train / 8,000 test)."),
     DatasetInfo("mnist", "MNIST", 10, 28, 1, "shift", 10, False,
                 "70,000 handwritten digits, white on black, at 28x28."),
-    DatasetInfo("fashion-mnist", "Fashion-MNIST", 10, 28, 1, "shift", 10, False,
+    DatasetInfo("fashion-mnist", "Fashion-MNIST", 10, 28, 1, "shift-flip", 10, False,
                 "70,000 grayscale photos of 10 kinds of clothing at 28x28."),
     DatasetInfo("digits", "Digits (scikit-learn)", 10, 16, 1, "shift", 40, True,
                 "1,797 small handwritten digits bundled with scikit-learn, upsampled to 16x16."),

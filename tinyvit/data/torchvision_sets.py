@@ -1,5 +1,7 @@
 """CIFAR-10, CIFAR-100, STL-10, MNIST and Fashion-MNIST through torchvision's dataset classes.
 
+MNIST and Fashion-MNIST are downloaded by torchvision but read and checked by idx_files.
+
 The CIFAR files are pickles. torchvision unpickles them only after checking every file's
 MD5 against the official checksums, and this module never works around that check: a file
 that fails it is reported as corrupt, not read.
@@ -20,6 +22,7 @@ import torch
 from torchvision import datasets
 from torchvision.datasets.utils import check_integrity, extract_archive
 
+from . import idx_files
 from .errors import DatasetError
 from .registry import dataset_info
 from .splits import Loaded
@@ -29,7 +32,7 @@ STL10_CLASSES = ["airplane", "bird", "car", "cat", "deer", "dog", "horse", "monk
 
 # What a failed download or extraction raises; KeyboardInterrupt is deliberately not among them.
 _DOWNLOAD_ERRORS = (URLError, OSError, RuntimeError, ValueError, EOFError, tarfile.TarError, zlib.error)
-# What reading present-but-damaged files raises inside torchvision (MNIST's idx parser asserts).
+# What reading present-but-damaged CIFAR/STL files raises inside torchvision.
 _READ_ERRORS = (OSError, RuntimeError, ValueError, EOFError, AssertionError, TypeError, KeyError,
                 IndexError, pickle.UnpicklingError)
 
@@ -100,6 +103,11 @@ def missing_message(name: str, root: Path) -> str:
     else:
         names = ", ".join(Path(a).name for a in archives)
         where = f"place {names} ({src.urls[0]}) in {_dir(root / src.folder)}"
+    system = idx_files.SYSTEM_DIRS.get(name, ())
+    if system:
+        looked = " or ".join(_dir(Path(d)) for d in system)
+        return (f"{title} not found in {_dir(root)} nor {looked}: install Debian's dataset-{name} package "
+                f"(apt-get install dataset-{name}), {where}, or run once with network access")
     return f"{title} not found in {_dir(root)}: {where}, or run once with network access"
 
 
@@ -143,10 +151,32 @@ def _open(name: str, root: Path, download: bool, progress: Callable[[str], None]
         raise DatasetError(f"{missing_message(name, root)} (download failed: {_one_line(err)})") from None
 
 
+def _load_idx(name: str, root: Path, download: bool, progress: Callable[[str], None]) -> Loaded:
+    """MNIST-like sets: read and checked by idx_files, whatever gzip wrapper the files have."""
+    src, title = source(name), dataset_info(name).title
+    found = idx_files.locate(name, root / src.folder)
+    if found is None:
+        if not download:
+            raise DatasetError(missing_message(name, root))
+        progress(f"downloading {title} to {_dir(root)}")
+        try:
+            src.cls(str(root), download=True)
+        except _DOWNLOAD_ERRORS as err:
+            raise DatasetError(f"{missing_message(name, root)} (download failed: {_one_line(err)})") from None
+        found = idx_files.locate(name, root / src.folder)
+        if found is None:
+            raise DatasetError(missing_message(name, root))
+    progress(f"reading {title} from {_dir(next(iter(found.values())).parent)}")
+    train_x, train_y, test_x, test_y = idx_files.read_split(name, title, found)
+    return Loaded(list(src.cls.classes), train_x, train_y, test_x, test_y, src.mean, src.std)
+
+
 def load_torchvision(name: str, data_dir: str | Path, download: bool,
                      progress: Callable[[str], None]) -> Loaded:
     root = Path(data_dir).expanduser()
     src = source(name)
+    if issubclass(src.cls, datasets.MNIST):
+        return _load_idx(name, root, download, progress)
     progress(f"loading {dataset_info(name).title} from {_dir(root)}")
     if src.cls is datasets.STL10:
         train, test = (_open(name, root, download, progress, split=s) for s in ("train", "test"))
@@ -169,10 +199,6 @@ def _tensors(ds) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
         x = torch.from_numpy(np.ascontiguousarray(ds.data))            # stored (N, C, H, W)
         y = torch.from_numpy(ds.labels.astype(np.int64))
         names = list(getattr(ds, "classes", STL10_CLASSES))
-    elif isinstance(ds, datasets.MNIST):
-        x = ds.data.unsqueeze(1).contiguous()                            # (N, H, W) grayscale
-        y = ds.targets.to(torch.int64)
-        names = list(ds.classes)
     else:
         x = torch.from_numpy(np.ascontiguousarray(ds.data.transpose(0, 3, 1, 2)))  # CIFAR is NHWC
         y = torch.as_tensor(ds.targets, dtype=torch.int64)
