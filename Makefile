@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
 
-.PHONY: run test test-fast browser bench demo-runs clean help
+.PHONY: run test test-fast system-packages-run system-packages-test bench demo-runs clean help
 
 help:
 	@echo "make run        start the app on http://localhost:$(PORT)"
@@ -24,18 +24,29 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
-run: $(VENV)/.installed
+run: $(VENV)/.installed system-packages-run
 	$(PY) -m streamlit run app.py --server.port $(PORT)
 
-# Browser tests drive Debian's Chromium through Playwright (Playwright cannot download
-# its own browser here).
-browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  echo "installing Debian's chromium for the browser tests"; \
+# Debian packages: Chromium for the browser tests (Playwright cannot download its own browser
+# here), Fashion-MNIST so that real data trains offline. Only the missing ones are installed.
+APT_RUN := dataset-fashion-mnist
+APT_TEST := $(APT_RUN) chromium
+define apt_install
+	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:" $$missing; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+endef
 
-test: $(VENV)/.installed-dev browser
+system-packages-run:
+	$(call apt_install,$(APT_RUN))
+
+system-packages-test:
+	$(call apt_install,$(APT_TEST))
+
+test: $(VENV)/.installed-dev system-packages-test
 	$(PY) -m pytest -q
 
 test-fast: $(VENV)/.installed-dev

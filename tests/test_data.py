@@ -1,9 +1,11 @@
 """tinyvit.data: every loader on small files written here in the real on-disk formats,
 the splits, the zip checks and the batch augmentation. Nothing here touches the network."""
+import gzip
 import hashlib
 import io
 import os
 import pickle
+import shutil
 import stat
 import struct
 import tarfile
@@ -22,7 +24,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from tinyvit.data import (DATASETS, DatasetError, DatasetInfo, Splits, augment_batch, dataset_info,
                           load_dataset, normalize)
-from tinyvit.data import safe_zip
+from tinyvit.data import idx_files, safe_zip
 from tinyvit.data.augment import jitter
 
 
@@ -204,6 +206,7 @@ def test_a_failed_download_becomes_the_missing_message(tmp_path, monkeypatch):
     def offline(url, *args, **kwargs):
         raise URLError("[Errno -3] Temporary failure in name resolution")
     monkeypatch.setattr(tv_utils, "download_url", offline)
+    monkeypatch.setattr(idx_files, "SYSTEM_DIRS", {})
     for name, file in (("cifar100", "cifar-100-python.tar.gz"), ("stl10", "stl10_binary.tar.gz"),
                        ("fashion-mnist", "train-images-idx3-ubyte.gz")):
         with pytest.raises(DatasetError, match=rf"not found in .*{file}.*download failed: .*Temporary failure in name resolution"):
@@ -258,29 +261,46 @@ def test_stl10_reads_column_major_binaries_and_one_based_labels(tmp_path, monkey
 
 # --------------------------------------------------------------------------- MNIST-like
 
-def write_idx(path: Path, arr: np.ndarray) -> None:
+def write_idx(path: Path, arr: np.ndarray, gz: bool = False) -> None:
     header = struct.pack(">I", 0x0800 | arr.ndim) + b"".join(struct.pack(">I", d) for d in arr.shape)
-    path.write_bytes(header + arr.astype(np.uint8).tobytes())
+    data = header + arr.astype(np.uint8).tobytes()
+    if gz:
+        path.with_name(path.name + ".gz").write_bytes(gzip.compress(data, mtime=0))
+    else:
+        path.write_bytes(data)
 
 
-def write_mnist(root: Path, folder: str, n_train: int = 100, n_test: int = 20) -> None:
-    raw = root / folder / "raw"
-    raw.mkdir(parents=True)
+def write_mnist(root: Path, folder: str, n_train: int = 100, n_test: int = 20, gz: bool = False) -> Path:
+    raw = root / folder / "raw" if folder else root
+    raw.mkdir(parents=True, exist_ok=True)
     for prefix, ids in (("train", range(n_train)), ("t10k", range(n_train, n_train + n_test))):
         imgs = np.zeros((len(ids), 28, 28), dtype=np.uint8)
         imgs[:, :, :] = np.arange(28)[None, None, :] * 9
         imgs[:, 27, 27] = list(ids)
-        write_idx(raw / f"{prefix}-images-idx3-ubyte", imgs)
-        write_idx(raw / f"{prefix}-labels-idx1-ubyte", np.array([i % 10 for i in ids]))
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", imgs, gz)
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", np.array([i % 10 for i in ids]), gz)
+    return raw
 
 
+@pytest.fixture
+def small_idx(monkeypatch):
+    """The idx checks expect 100 training and 20 test images, with no known checksum, and no
+    system-wide copy is looked at: the files the test writes are the only ones."""
+    monkeypatch.setattr(idx_files, "FILES", tuple(
+        idx_files.IdxFile(f.stem, f.magic, 100 if f.stem.startswith("train") else 20) for f in idx_files.FILES))
+    monkeypatch.setattr(idx_files, "DIGESTS", {})
+    monkeypatch.setattr(idx_files, "SYSTEM_DIRS", {})
+
+
+@pytest.mark.parametrize("gz", [False, True])
 @pytest.mark.parametrize("name, folder, first_class", [("mnist", "MNIST", "0 - zero"),
                                                        ("fashion-mnist", "FashionMNIST", "T-shirt/top")])
-def test_mnist_like_sets_read_the_raw_idx_files(tmp_path, name, folder, first_class):
-    write_mnist(tmp_path, folder)
+def test_mnist_like_sets_read_the_raw_idx_files(tmp_path, small_idx, name, folder, first_class, gz):
+    write_mnist(tmp_path, folder, gz=gz)
     s = load_dataset(name, data_dir=tmp_path, download=False)
     assert s.class_names[0] == first_class and s.num_classes == 10
-    assert (s.in_chans, s.img_size, s.augment) == (1, 28, "shift")
+    assert (s.in_chans, s.img_size) == (1, 28)
+    assert s.augment == ("shift" if name == "mnist" else "shift-flip")
     assert s.train_x.shape == (90, 1, 28, 28) and s.val_x.shape == (10, 1, 28, 28)
     assert s.test_x.shape == (20, 1, 28, 28) and s.test_x.dtype == torch.uint8
     assert torch.equal(s.train_y, s.train_x[:, 0, 27, 27].long() % 10)
@@ -288,11 +308,68 @@ def test_mnist_like_sets_read_the_raw_idx_files(tmp_path, name, folder, first_cl
     assert len(s.mean) == len(s.std) == 1
 
 
-def test_an_unreadable_mnist_file_is_a_dataset_error(tmp_path):
-    write_mnist(tmp_path, "MNIST")
-    (tmp_path / "MNIST" / "raw" / "t10k-images-idx3-ubyte").write_bytes(b"\x00\x00\x08")
-    with pytest.raises(DatasetError, match=r"MNIST files in .*could not be read"):
+def test_a_system_wide_copy_is_found_after_the_data_dir(tmp_path, small_idx, monkeypatch):
+    system = write_mnist(tmp_path / "usr-share", "", gz=True)
+    monkeypatch.setattr(idx_files, "SYSTEM_DIRS", {"fashion-mnist": (str(system),)})
+    messages = []
+    s = load_dataset("fashion-mnist", data_dir=tmp_path / "data", download=False, progress=messages.append)
+    assert s.test_x.shape == (20, 1, 28, 28) and any(str(system) in m for m in messages)
+    # A copy in the data dir wins over the system-wide one.
+    write_mnist(tmp_path / "data", "FashionMNIST", n_train=100, n_test=20)
+    (tmp_path / "data" / "FashionMNIST" / "raw" / "t10k-images-idx3-ubyte").write_bytes(b"")
+    with pytest.raises(DatasetError, match=r"FashionMNIST/raw/t10k-images-idx3-ubyte was found but"):
+        load_dataset("fashion-mnist", data_dir=tmp_path / "data", download=False)
+
+
+def test_a_recompressed_file_is_accepted_by_its_decompressed_checksum(tmp_path, small_idx, monkeypatch):
+    raw = write_mnist(tmp_path, "FashionMNIST", gz=True)
+    digests = {f.stem: hashlib.sha256(gzip.decompress((raw / f"{f.stem}.gz").read_bytes())).hexdigest()
+               for f in idx_files.FILES}
+    monkeypatch.setattr(idx_files, "DIGESTS", {"fashion-mnist": digests})
+    # Another gzip wrapper (level, mtime) of the same bytes: a different .gz MD5, the same contents.
+    for f in idx_files.FILES:
+        path = raw / f"{f.stem}.gz"
+        path.write_bytes(gzip.compress(gzip.decompress(path.read_bytes()), compresslevel=1, mtime=12345))
+    assert load_dataset("fashion-mnist", data_dir=tmp_path, download=False).test_x.shape[0] == 20
+    digests["t10k-labels-idx1-ubyte"] = "0" * 64
+    with pytest.raises(DatasetError, match=r"t10k-labels-idx1-ubyte.gz was found but its contents do not match.*SHA-256"):
+        load_dataset("fashion-mnist", data_dir=tmp_path, download=False)
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (lambda p: p.write_bytes(b""), r"too short for an idx header \(the file is empty\)"),
+    (lambda p: p.write_bytes(p.read_bytes()[:-100]), r"truncated or padded"),
+    (lambda p: p.write_bytes(b"not gzip at all"), r"not a readable gzip file"),
+    (lambda p: shutil.copy(p.with_name("t10k-labels-idx1-ubyte.gz"), p), r"it holds labels, not images"),
+])
+def test_damaged_idx_files_name_the_file_and_what_is_wrong(tmp_path, small_idx, damage, reason):
+    raw = write_mnist(tmp_path, "MNIST", gz=True)
+    target = raw / "t10k-images-idx3-ubyte.gz"
+    if "gzip" not in reason and "labels" not in reason:
+        data = gzip.decompress(target.read_bytes())
+        target.write_bytes(data)
+        damage(target)
+        target.write_bytes(gzip.compress(target.read_bytes()))
+    else:
+        damage(target)
+    with pytest.raises(DatasetError, match=rf"MNIST file .*t10k-images-idx3-ubyte.gz was found but its contents do not match the official file: .*{reason}") as err:
         load_dataset("mnist", data_dir=tmp_path, download=False)
+    assert "\n" not in str(err.value) and "not found" not in str(err.value)
+
+
+def test_counts_that_disagree_with_the_official_files_are_named(tmp_path, small_idx):
+    write_mnist(tmp_path, "MNIST", n_train=100, n_test=19)
+    with pytest.raises(DatasetError, match=r"t10k-images-idx3-ubyte was found but .*header counts 19 images, expected 20"):
+        load_dataset("mnist", data_dir=tmp_path, download=False)
+
+
+def test_missing_fashion_mnist_says_how_to_get_it_offline(tmp_path, monkeypatch):
+    monkeypatch.setattr(idx_files, "SYSTEM_DIRS", {"fashion-mnist": (str(tmp_path / "nowhere"),)})
+    with pytest.raises(DatasetError) as err:
+        load_dataset("fashion-mnist", data_dir=tmp_path, download=False)
+    msg = str(err.value)
+    assert "Fashion-MNIST not found in" in msg and f"{tmp_path / 'nowhere'}/" in msg
+    assert "apt-get install dataset-fashion-mnist" in msg and "\n" not in msg
 
 
 # --------------------------------------------------------------------------- digits
@@ -658,3 +735,14 @@ def test_normalize_with_the_batch_statistics_gives_zero_mean_unit_std():
         assert y.dtype == torch.float32 and y.shape == x.shape
         assert torch.allclose(y.mean((0, 2, 3)), torch.zeros(3), atol=1e-4)
         assert torch.allclose(y.std((0, 2, 3), unbiased=False), torch.ones(3), atol=1e-4)
+
+
+def test_offline_source_tells_bundled_on_disk_and_missing_apart(tmp_path, small_idx, monkeypatch):
+    from tinyvit.data import how_to_get, offline_source
+    assert offline_source("digits", tmp_path) == "bundled"
+    assert offline_source("mnist", tmp_path) is None and offline_source("cifar10", tmp_path) is None
+    assert "apt-get install dataset-fashion-mnist" not in how_to_get("mnist", tmp_path)
+    write_mnist(tmp_path / "share", "", gz=True)
+    monkeypatch.setattr(idx_files, "SYSTEM_DIRS", {"fashion-mnist": (str(tmp_path / "share"),)})
+    assert offline_source("fashion-mnist", tmp_path / "data") == str(tmp_path / "share")
+    assert offline_source("mnist", tmp_path / "data") is None

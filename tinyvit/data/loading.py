@@ -50,6 +50,21 @@ def load_dataset(name: str, *, data_dir: str | Path = "data", subset: int | None
     return _split(info.name, info.augment, loaded, subset, val_fraction, seed, img_size)
 
 
+def offline_source(name: str, data_dir: str | Path = "data") -> str | None:
+    """Where `name` loads from without a network, for menus: "bundled" for the datasets that
+    ship with the code, a folder for files on disk, None when it would have to be downloaded."""
+    info = dataset_info(name)
+    if info.offline:
+        return "bundled"
+    found = torchvision_sets.local_copy(info.name, data_dir)
+    return str(found) if found else None
+
+
+def how_to_get(name: str, data_dir: str | Path = "data") -> str:
+    """One line on getting `name` onto this machine (the message a failed load would give)."""
+    return torchvision_sets.missing_message(dataset_info(name).name, Path(data_dir).expanduser())
+
+
 def _whole(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 

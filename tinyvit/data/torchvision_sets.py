@@ -206,3 +206,16 @@ def _tensors(ds) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     if x.dtype != torch.uint8 or len(x) != len(y):
         raise ValueError(f"unexpected data: {x.dtype} images, {len(x)} images for {len(y)} labels")
     return x, y, names
+
+
+def local_copy(name: str, data_dir: str | Path) -> Path | None:
+    """The folder that holds `name` on this machine without a download, or None: the data dir's
+    extracted files or verified archives, or (MNIST-like) a system-wide copy such as Debian's."""
+    root = Path(data_dir).expanduser()
+    src = source(name)
+    if issubclass(src.cls, datasets.MNIST):
+        found = idx_files.locate(name, root / src.folder)
+        return next(iter(found.values())).parent if found else None
+    if _present(src, root) or _archives_ready(src, root):
+        return root
+    return None
