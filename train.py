@@ -20,7 +20,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DIVERGED = 0, 1, 2, 3
 
 MODEL_FLAGS = {  # flag -> (hyperparameter, type)
     "embed_dim": int, "patch_size": int, "num_heads": int, "num_layers": int, "mlp_dim": int,
-    "dropout": float, "norm": str, "widths": None,
+    "dropout": float, "norm": str, "widths": None, "drop_path": float, "conv_stages": int,
 }
 
 
@@ -69,6 +69,10 @@ def parser() -> argparse.ArgumentParser:
     mh.add_argument("--dropout", type=float, metavar="P", default=S, help="dropout (0.1)")
     mh.add_argument("--norm", choices=["pre", "post"], default=S,
                     help="LayerNorm placement: post (the slides, and the default: it trained better on digits, see the README) or pre")
+    mh.add_argument("--drop-path", type=float, metavar="P", default=S,
+                    help="TinyViT stochastic depth: the last block's drop rate, rising from 0 (0)")
+    mh.add_argument("--conv-stages", type=int, metavar="N", default=S,
+                    help="tinyvit-conv: conv + max-pool stages of the tokenizer (default: fewest giving at most an 8×8 grid)")
     mh.add_argument("--widths", type=int, nargs="+", metavar="N", default=S,
                     help="CNN channel widths per stage (64 128 256)")
 
@@ -84,6 +88,8 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--warmup-epochs", type=float, metavar="E", default=S, help="linear warmup epochs (0; 2 for the small offline datasets)")
     tr.add_argument("--no-augment", dest="augment", action="store_false", default=S,
                     help="turn the dataset's augmentation off")
+    tr.add_argument("--random-erasing", type=float, metavar="P", default=S,
+                    help="erase a random rectangle in this share of the training images (0)")
     tr.add_argument("--seed", type=int, metavar="N", default=S, help="random seed (0)")
 
     rt = p.add_argument_group("where it runs")

@@ -746,3 +746,21 @@ def test_offline_source_tells_bundled_on_disk_and_missing_apart(tmp_path, small_
     monkeypatch.setattr(idx_files, "SYSTEM_DIRS", {"fashion-mnist": (str(tmp_path / "share"),)})
     assert offline_source("fashion-mnist", tmp_path / "data") == str(tmp_path / "share")
     assert offline_source("mnist", tmp_path / "data") is None
+
+
+def test_random_erasing_blanks_one_rectangle_in_about_p_of_the_images():
+    from tinyvit.data.augment import random_erase
+    x = torch.full((400, 1, 28, 28), 200, dtype=torch.uint8)
+    out = random_erase(x, 0.5, torch.Generator().manual_seed(0))
+    erased = (out == 0).flatten(1)
+    hit = erased.any(1)
+    assert 150 < int(hit.sum()) < 250 and torch.equal(x, torch.full_like(x, 200))   # input untouched
+    shares = erased[hit].float().mean(1)
+    assert float(shares.min()) >= 0.01 and float(shares.max()) <= 0.5
+    for img in out[hit][:20, 0]:
+        rows, cols = (img == 0).nonzero(as_tuple=True)
+        box = img[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+        assert bool((box == 0).all())          # one solid rectangle, nothing else blanked
+    assert torch.equal(random_erase(x, 0.0), x)
+    again = random_erase(x, 0.5, torch.Generator().manual_seed(0))
+    assert torch.equal(out, again)

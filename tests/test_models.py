@@ -84,5 +84,45 @@ def test_impossible_hyperparameters_are_refused_clearly(kwargs, fragment):
 
 
 def test_unknown_model_names_the_choices():
-    with pytest.raises(ModelError, match="choose one of: tinyvit, cnn, resnet18"):
+    with pytest.raises(ModelError, match="choose one of: tinyvit, tinyvit-conv, cnn, resnet18"):
         build_model("vgg99")
+
+
+def test_drop_path_drops_the_branch_for_whole_samples_in_training_only():
+    from tinyvit.models.vit import DropPath
+    dp = DropPath(0.5).train()
+    torch.manual_seed(0)
+    out = dp(torch.ones(1000, 5, 8))
+    per_sample = out.flatten(1)
+    assert bool(((per_sample == 0).all(1) | (per_sample == 2.0).all(1)).all())   # all or nothing, scaled
+    assert 400 < int((per_sample[:, 0] == 0).sum()) < 600
+    assert torch.equal(dp.eval()(torch.ones(4, 5, 8)), torch.ones(4, 5, 8))
+
+
+def test_drop_path_rises_with_depth_and_leaves_the_slides_model_alone():
+    model = build_model("tinyvit", num_classes=10, img_size=32, in_chans=3, drop_path=0.2)
+    rates = [b.drop_path.p for b in model.blocks]
+    assert rates[0] == 0.0 and abs(rates[-1] - 0.2) < 1e-9 and rates == sorted(rates)
+    assert count_parameters(model) == 1_205_898
+    x = torch.randn(4, 3, 32, 32)
+    model.eval()
+    assert torch.equal(model(x), model(x))
+
+
+def test_conv_tokenizer_tokens_see_their_neighbours_and_patches_do_not():
+    """One pixel on a token boundary reaches one patch token, but several conv tokens."""
+    torch.manual_seed(0)
+    reached = {}
+    for name in ("tinyvit", "tinyvit-conv"):
+        model = build_model(name, num_classes=10, img_size=28, in_chans=1, patch_size=4) if name == "tinyvit" \
+            else build_model(name, num_classes=10, img_size=28, in_chans=1)
+        assert model.grid == 7 and model.pos_embed.shape[1] == 50
+        x = torch.rand(1, 1, 28, 28)
+        y = x.clone()
+        y[0, 0, 8, 8] += 5.0      # first pixel of token (2, 2); its left/top neighbours are tokens (1, *)
+        with torch.no_grad():
+            changed = (model.patch_embed(x) - model.patch_embed(y)).abs().sum(-1) > 1e-6
+        reached[name] = int(changed.sum())
+    assert reached["tinyvit"] == 1 and reached["tinyvit-conv"] > 1
+    conv = build_model("tinyvit-conv", num_classes=10, img_size=96, in_chans=3)
+    assert conv.grid == 6 and conv(torch.randn(2, 3, 96, 96)).shape == (2, 10)

@@ -33,6 +33,7 @@ class TrainConfig:
     schedule: str = "constant"        # "constant" (the slides) or "cosine"
     warmup_epochs: float = 0.0
     augment: bool = True
+    random_erasing: float = 0.0       # per-image probability, on top of the dataset's augmentation
     seed: int = 0
     # Where and how it runs.
     device: str = "auto"
@@ -113,6 +114,8 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"--val-fraction must be between 0 and 1, got {cfg.val_fraction}")
     if cfg.schedule not in SCHEDULES:
         raise ConfigError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {cfg.schedule!r}")
+    if not 0 <= cfg.random_erasing <= 1:
+        raise ConfigError(f"--random-erasing must be a probability from 0 to 1, got {cfg.random_erasing}")
     if cfg.warmup_epochs < 0:
         raise ConfigError(f"--warmup-epochs must be 0 or more, got {cfg.warmup_epochs}")
     if cfg.device not in ("auto", "cpu", "cuda", "mps") and not cfg.device.startswith("cuda:"):

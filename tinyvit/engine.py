@@ -21,6 +21,7 @@ from . import distributed as dist
 from .checkpoint import CHECKPOINT, WEIGHTS, load_training_state, save_training_state, save_weights
 from .config import TrainConfig, lr_at
 from .data import Splits, augment_batch, normalize
+from .data.augment import random_erase
 from .metrics import classification_metrics, full_report
 from .runs import Run
 from .samples import save_samples
@@ -101,6 +102,7 @@ class Trainer:
         self.mean = torch.tensor(data.mean, device=device).view(1, -1, 1, 1)
         self.std = torch.tensor(data.std, device=device).view(1, -1, 1, 1)
         self.policy = data.augment if cfg.augment else "none"
+        self.erase_p = cfg.random_erasing if cfg.augment else 0.0
         n = len(self.train_y)
         self.shard = dist.shard_size(n)
         self.batch = dist.process_batch(cfg.batch_size)
@@ -151,7 +153,8 @@ class Trainer:
             lr = lr_at(self.cfg, step, self.steps_per_epoch, self.epochs)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
-            x = normalize(augment_batch(self.train_x[idx], self.policy), self.mean, self.std)
+            x = normalize(random_erase(augment_batch(self.train_x[idx], self.policy), self.erase_p),
+                          self.mean, self.std)
             y = self.train_y[idx]
             loss, logits = self.step(x, y)
             loss_sum += loss.detach() * len(y)

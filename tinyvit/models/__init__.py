@@ -11,6 +11,7 @@ from typing import Any
 import torch.nn as nn
 
 from .cnn import ResNet18Small, SmallCNN
+from .conv_vit import TinyViTConv, default_conv_stages
 from .vit import TinyViT
 
 
@@ -29,7 +30,14 @@ MODELS: dict[str, ModelSpec] = {
         "tinyvit", TinyViT, "vit", "TinyViT",
         "The slides' small Vision Transformer (patch embedding, CLS token, 6 encoder layers).",
         dict(embed_dim=128, patch_size=4, num_heads=8, num_layers=6, mlp_dim=512,
-             dropout=0.1, norm="post"),
+             dropout=0.1, norm="post", drop_path=0.0),
+    ),
+    "tinyvit-conv": ModelSpec(
+        "tinyvit-conv", TinyViTConv, "vit", "TinyViT + conv tokenizer",
+        "TinyViT whose tokens come from small 3×3 convolutions instead of flat patches (after CCT, "
+        "Hassani et al. 2021): the same encoder, a locality prior that small datasets cannot teach.",
+        dict(embed_dim=128, conv_stages=2, num_heads=8, num_layers=6, mlp_dim=512,
+             dropout=0.1, norm="pre", drop_path=0.0),
     ),
     "cnn": ModelSpec(
         "cnn", SmallCNN, "cnn", "Small CNN",
@@ -74,6 +82,8 @@ def resolve_hparams(name: str, img_size: int, **overrides: Any) -> dict[str, Any
     hp = dict(spec.hparams)
     if "patch_size" in hp:
         hp["patch_size"] = default_patch_size(img_size)
+    if "conv_stages" in hp:
+        hp["conv_stages"] = default_conv_stages(img_size)
     hp.update({k: v for k, v in overrides.items() if v is not None})
     return hp
 
