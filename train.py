@@ -56,6 +56,8 @@ def parser() -> argparse.ArgumentParser:
                       help="resize images to N×N (default: the dataset's size)")
     what.add_argument("--subset", type=positive_int, metavar="N", default=S,
                       help="use N training images per class, for quick runs")
+    what.add_argument("--generate-per-class", type=positive_int, metavar="N", default=S,
+                      help="shapes: generate N training images per class (600), to see how much data a model needs")
     what.add_argument("--val-fraction", type=float, metavar="F", default=S,
                       help="share of the training set held out for validation (default: 0.1)")
 

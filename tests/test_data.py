@@ -764,3 +764,13 @@ def test_random_erasing_blanks_one_rectangle_in_about_p_of_the_images():
     assert torch.equal(random_erase(x, 0.0), x)
     again = random_erase(x, 0.5, torch.Generator().manual_seed(0))
     assert torch.equal(out, again)
+
+
+def test_shapes_can_generate_more_training_images_per_class_only():
+    s = load_dataset("shapes", generate_per_class=50, val_fraction=0.2)
+    assert len(s.train_y) + len(s.val_y) == 300 and s.train_y.bincount().tolist() == [40] * 6
+    assert len(s.test_y) == 600                   # the fixed test set does not change
+    for bad in (dict(name="digits", generate_per_class=50), dict(name="shapes", generate_per_class=0),
+                dict(name="shapes", generate_per_class=10 ** 6)):
+        with pytest.raises(DatasetError, match="generate_per_class is for the generated 'shapes' dataset"):
+            load_dataset(bad.pop("name"), **bad)

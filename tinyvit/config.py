@@ -23,6 +23,7 @@ class TrainConfig:
     data_path: str | None = None      # imagefolder: a folder or a .zip
     img_size: int | None = None       # None: the dataset's own size
     subset: int | None = None         # training images per class
+    generate_per_class: int | None = None  # shapes: images drawn per class (None: 600)
     val_fraction: float = 0.1
     # The slides' training setup.
     epochs: int | None = None         # None: the dataset's default (100 for CIFAR/STL, as the slides)

@@ -33,7 +33,7 @@ def resolve_epochs(cfg: TrainConfig) -> int:
 def load_data(cfg: TrainConfig, log: Callable[[str], None] = print):
     return load_dataset(cfg.dataset, data_dir=cfg.data_dir, subset=cfg.subset,
                         val_fraction=cfg.val_fraction, seed=cfg.seed, img_size=cfg.img_size,
-                        path=cfg.data_path, progress=log)
+                        path=cfg.data_path, generate_per_class=cfg.generate_per_class, progress=log)
 
 
 def run_config(cfg: TrainConfig, data, hparams: dict, num_params: int) -> dict:

@@ -18,21 +18,28 @@ from .splits import Loaded, Splits, channel_stats, per_class_sample, resize_uint
 
 MIN_IMG_SIZE = 4
 MAX_IMG_SIZE = 512
+MAX_GENERATED = 20_000   # shapes images per class: 120,000 32x32 images, 369 MB as uint8
 
 
 def load_dataset(name: str, *, data_dir: str | Path = "data", subset: int | None = None,
                  val_fraction: float = 0.1, seed: int = 0, download: bool = True,
                  img_size: int | None = None, path: str | Path | None = None,
+                 generate_per_class: int | None = None,
                  progress: Callable[[str], None] | None = None) -> Splits:
     """Load `name` whole into memory as uint8 (N, C, H, W) CPU tensors.
 
     The validation split is a seeded, per-class `val_fraction` of the training set (never
     the test set). `subset` keeps that many training images per class, and shrinks the
-    validation split in proportion. Raises DatasetError with a one-line message for
+    validation split in proportion. `generate_per_class` sets how many training images per
+    class a generated dataset (shapes) draws, before the validation split. Raises DatasetError with a one-line message for
     anything that stops the dataset loading.
     """
     info = dataset_info(name)
     _check_arguments(info.name, subset, val_fraction, seed, img_size, path)
+    if generate_per_class is not None and (info.name != "shapes" or not _whole(generate_per_class)
+                                           or not 2 <= generate_per_class <= MAX_GENERATED):
+        raise DatasetError("generate_per_class is for the generated 'shapes' dataset, a whole number "
+                           f"from 2 to {MAX_GENERATED:,}, got {generate_per_class!r} for {info.name!r}")
     subset = None if subset is None else int(subset)
     img_size = None if img_size is None else int(img_size)
     # numpy's SeedSequence wants a non-negative integer; negative seeds still get their own stream.
@@ -44,7 +51,8 @@ def load_dataset(name: str, *, data_dir: str | Path = "data", subset: int | None
     elif info.name == "digits":
         loaded = load_digits(img_size)
     elif info.name == "shapes":
-        loaded = load_shapes(seed, img_size)
+        loaded = load_shapes(seed, img_size, **({"train_per_class": int(generate_per_class)}
+                                                if generate_per_class else {}))
     else:
         loaded = load_imagefolder(path, img_size, progress)
     return _split(info.name, info.augment, loaded, subset, val_fraction, seed, img_size)
