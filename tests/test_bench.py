@@ -84,3 +84,24 @@ def test_only_runs_the_named_sections_and_refuses_unknown_ones(tmp_path, capsys)
         bench.main(["--only", "train,warp"])
     assert err.value.code == 2
     assert "unknown section warp" in capsys.readouterr().err
+
+
+def test_real_data_rows_compare_recipes_to_their_targets(quick_bench):
+    stdout, doc = quick_bench
+    rows = [r for r in doc["rows"] if r["section"] == "real"]
+    assert "Time to accuracy on Fashion-MNIST" in stdout
+    assert [r["name"] for r in rows] == [
+        "tinyvit, slides recipe: seconds to 90%", "tinyvit, plus recipe: seconds to 90%",
+        "tinyvit-conv, plus recipe: seconds to 90%", "cnn, slides recipe: seconds to 92%",
+        "cnn, plus recipe: seconds to 92%"]
+    for r in rows:
+        assert r["extra"]["target"] in (0.90, 0.92) and 0 <= r["extra"]["best_accuracy"] <= 1
+        assert (r["value"] is not None) == r["extra"]["reached"]
+
+
+def test_real_data_rows_are_skipped_with_a_note_without_the_data(monkeypatch):
+    from tinyvit.data import idx_files
+    monkeypatch.setattr(idx_files, "SYSTEM_DIRS", {})
+    monkeypatch.chdir(REPO / "tests")        # no data/ folder here either
+    rows = bench.real_rows(bench.Settings.quick())
+    assert len(rows) == 1 and rows[0].value is None and "apt-get install dataset-fashion-mnist" in rows[0].note

@@ -75,6 +75,25 @@ PRESETS: dict[str, dict[str, Any]] = {
 SMALL_DATA = dict(batch_size=32, lr=1e-3, schedule="cosine", warmup_epochs=2.0)
 
 
+# Recipes compared by the study (tinyvit.study) and the bench's real-data rows: training
+# settings for every model, and the transformer settings for the ViT family only.
+RECIPES: dict[str, dict[str, dict[str, Any]]] = {
+    "slides": {"train": {k: v for k, v in _SLIDES.items() if k != "epochs"} | {"warmup_epochs": 0.0},
+               "vit": {"norm": "post"}},
+    "plus": {"train": dict(batch_size=128, lr=1e-3, weight_decay=0.05, label_smoothing=0.1,
+                           schedule="cosine", warmup_epochs=3.0, augment=True, random_erasing=0.25),
+             "vit": {"norm": "pre", "drop_path": 0.1}},
+}
+
+
+def recipe_settings(recipe: str, vit: bool) -> dict[str, Any]:
+    """TrainConfig fields of `recipe` (model_hparams holding its transformer settings)."""
+    if recipe not in RECIPES:
+        raise ConfigError(f"unknown recipe {recipe!r}; choose one of: {', '.join(RECIPES)}")
+    parts = RECIPES[recipe]
+    return {**parts["train"], "model_hparams": dict(parts["vit"]) if vit else {}}
+
+
 def defaults_for(dataset: str) -> dict[str, Any]:
     """The training settings a new run on `dataset` starts from, before presets and flags:
     the slides' setup, with the small-data recipe for the offline datasets."""

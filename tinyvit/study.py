@@ -18,25 +18,29 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from .config import _SLIDES_VIT, recipe_settings
 from .models import model_kind
 
 REPO = Path(__file__).resolve().parent.parent
 
-# The slides' setup (batch 64, AdamW 3e-4 constant, weight decay 0.05, label smoothing 0.1,
-# post-norm) against the improved one under test. Training flags apply to every model; the
-# transformer flags only to the ViT family.
-RECIPES: dict[str, dict[str, tuple[str, ...]]] = {
-    "slides": {"train": ("--batch-size", "64", "--lr", "3e-4", "--schedule", "constant",
-                         "--warmup-epochs", "0", "--weight-decay", "0.05", "--label-smoothing", "0.1"),
-               "vit": ("--norm", "post")},
-    "plus": {"train": ("--batch-size", "128", "--lr", "1e-3", "--schedule", "cosine",
-                       "--warmup-epochs", "3", "--weight-decay", "0.05", "--label-smoothing", "0.1",
-                       "--random-erasing", "0.25"),
-             "vit": ("--norm", "pre", "--drop-path", "0.1")},
-}
-SLIDES_VIT = ("--embed-dim", "128", "--num-heads", "8", "--num-layers", "6", "--mlp-dim", "512")
+# The slides' TinyViT shape (tinyvit.config) for every ViT-family row.
+SLIDES_VIT = tuple(flag for k in ("embed_dim", "num_heads", "num_layers", "mlp_dim")
+                   for flag in (f"--{k.replace('_', '-')}", str(_SLIDES_VIT[k])))
 RECIPE_ROWS = (("tinyvit", "slides"), ("tinyvit", "plus"), ("tinyvit-conv", "plus"),
                ("cnn", "slides"), ("cnn", "plus"))
+
+
+def as_flags(settings: dict) -> tuple[str, ...]:
+    """train.py flags for TrainConfig fields and model hyperparameters."""
+    flags: list[str] = []
+    for key, value in {**settings, **settings.get("model_hparams", {})}.items():
+        if key == "model_hparams":
+            continue
+        if key == "augment":
+            flags += [] if value else ["--no-augment"]
+            continue
+        flags += [f"--{key.replace('_', '-')}", str(value)]
+    return tuple(flags)
 
 
 @dataclass(frozen=True)
@@ -46,9 +50,8 @@ class Row:
 
 
 def recipe_args(model: str, recipe: str) -> tuple[str, ...]:
-    flags = RECIPES[recipe]
     vit = model_kind(model) == "vit"
-    return ("--model", model, *(SLIDES_VIT if vit else ()), *flags["train"], *(flags["vit"] if vit else ()))
+    return ("--model", model, *(SLIDES_VIT if vit else ()), *as_flags(recipe_settings(recipe, vit)))
 
 
 def recipe_rows(dataset: str, epochs: int) -> list[Row]:
