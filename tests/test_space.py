@@ -219,7 +219,7 @@ def test_make_space_image_runs_the_script_outside_make_test():
     script = (REPO / "tools" / "space_image.sh").read_text(encoding="utf-8")
     # It builds this Dockerfile with both build arguments, and serves the image's own CMD.
     assert "buildah bud" in script and "--build-arg BASE_IMAGE=" in script
-    assert "--build-arg TORCH_INDEX_URL=" in script and ".Docker.Config.Cmd" in script
+    assert "--build-arg TORCH_INDEX_URL=" in script and "['Cmd']" in script
     assert "_stcore/health" in script and "space_screenshot.py" in script
     syntax = subprocess.run(["bash", "-n", str(REPO / "tools" / "space_image.sh")],
                             capture_output=True, text=True)

@@ -22,6 +22,10 @@ HEALTH_TIMEOUT=${HEALTH_TIMEOUT:-180}
 ISOLATION=(--isolation chroot)
 
 say() { printf '\n== %s\n' "$*"; }
+# The image's Docker config (Cmd, Healthcheck, ...) as JSON.
+image_config() {
+  buildah inspect --type image "$IMAGE" | "$PY" -c "import json, sys; print(json.dumps(json.load(sys.stdin)['Docker']['config']))"
+}
 mkdir -p "$WORK"
 
 # -- 1. the base image ------------------------------------------------------------------------
@@ -49,20 +53,29 @@ make_base() {
   rm -rf "$rootfs" "$WORK/base.tar"
 }
 
+base_s=""
 if buildah inspect --type image "$BASE_IMAGE" >/dev/null 2>&1; then
   say "base image $BASE_IMAGE is there"
 else
-  make_base
+  start=$(date +%s); make_base; base_s=$(( $(date +%s) - start ))
 fi
 
 # -- 2. the Dockerfile ------------------------------------------------------------------------
-say "building $IMAGE from the Dockerfile (BASE_IMAGE=$BASE_IMAGE, TORCH_INDEX_URL=$TORCH_INDEX_URL)"
-start=$(date +%s)
-# --format docker keeps the HEALTHCHECK (the OCI format has none); --layers=false commits once.
-buildah bud "${ISOLATION[@]}" --format docker --layers=false \
-  --build-arg BASE_IMAGE="$BASE_IMAGE" --build-arg TORCH_INDEX_URL="$TORCH_INDEX_URL" \
-  -t "$IMAGE" "$REPO" >"$WORK/build.log" 2>&1 || { tail -30 "$WORK/build.log"; exit 1; }
-build_s=$(( $(date +%s) - start ))
+build_s=""
+if [ "${REUSE_IMAGE:-0}" = 1 ] && buildah inspect --type image "$IMAGE" >/dev/null 2>&1; then
+  say "REUSE_IMAGE=1: serving the $IMAGE built before"
+else
+  say "building $IMAGE from the Dockerfile (BASE_IMAGE=$BASE_IMAGE, TORCH_INDEX_URL=$TORCH_INDEX_URL)"
+  old_id=$(buildah inspect --type image --format '{{.FromImageID}}' "$IMAGE" 2>/dev/null || true)
+  start=$(date +%s)
+  # --format docker keeps the HEALTHCHECK (the OCI format has none); --layers=false commits once.
+  buildah bud "${ISOLATION[@]}" --format docker --layers=false \
+    --build-arg BASE_IMAGE="$BASE_IMAGE" --build-arg TORCH_INDEX_URL="$TORCH_INDEX_URL" \
+    -t "$IMAGE" "$REPO" >"$WORK/build.log" 2>&1 || { tail -30 "$WORK/build.log"; exit 1; }
+  build_s=$(( $(date +%s) - start ))
+  # The previous build, now untagged, would keep its gigabytes.
+  [ -n "$old_id" ] && buildah rmi "$old_id" >/dev/null 2>&1 || true
+fi
 
 # -- 3. run the image's CMD -------------------------------------------------------------------
 ctr=""; run_pid=""
@@ -92,8 +105,13 @@ if ! port_free "$PORT"; then
   PORT=$("$PY" -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])")
   echo "port 8501 is in use here: serving on $PORT instead"
 fi
-mapfile -t cmd < <(buildah inspect --type image --format '{{json .Docker.Config.Cmd}}' "$IMAGE" \
-  | "$PY" -c "import json,sys; c=json.load(sys.stdin); c[c.index('--server.port')+1]='$PORT'; print('\n'.join(c))")
+# The CMD exactly as built into the image, one word a line.
+cmd_words=$(image_config | "$PY" -c "
+import json, sys
+cmd = json.load(sys.stdin)['Cmd']
+cmd[cmd.index('--server.port') + 1] = '$PORT'
+print('\n'.join(cmd))")
+mapfile -t cmd <<<"$cmd_words"
 say "running the image's CMD: ${cmd[*]}"
 # SPACE_ID and SPACE_AUTHOR_NAME are set as a Space sets them, so the app shows its Space mode.
 setsid buildah run "${ISOLATION[@]}" --env SPACE_ID=local/tinyvit-lab --env SPACE_AUTHOR_NAME=local \
@@ -111,8 +129,11 @@ done
 say "$url/_stcore/health answered ok"
 if [ "$PORT" = 8501 ]; then
   # The image's own HEALTHCHECK command, run inside it (it names port 8501).
-  mapfile -t hc < <(buildah inspect --type image --format '{{json .Docker.Config.Healthcheck.Test}}' "$IMAGE" \
-    | "$PY" -c "import json,sys; t=json.load(sys.stdin); print('\n'.join(['sh','-c',t[1]] if t[0]=='CMD-SHELL' else t[1:]))")
+  hc_words=$(image_config | "$PY" -c "
+import json, sys
+test = json.load(sys.stdin)['Healthcheck']['Test']
+print('\n'.join(['sh', '-c', test[1]] if test[0] == 'CMD-SHELL' else test[1:]))")
+  mapfile -t hc <<<"$hc_words"
   buildah run "${ISOLATION[@]}" "$ctr" -- "${hc[@]}" && echo "the image's HEALTHCHECK passed"
 fi
 
@@ -120,7 +141,19 @@ fi
 mkdir -p "$(dirname "$SCREENSHOT")"
 "$PY" "$REPO/tools/space_screenshot.py" "$url" "$SCREENSHOT"
 
+# -- 5. training in the image ----------------------------------------------------------------
+# A tiny run as the Space's user, into the image's runs folder: torch, the trainer and a
+# writable home work there.
+say "a tiny training run in the image"
+buildah run "${ISOLATION[@]}" "$ctr" -- python train.py --dataset digits --subset 20 --epochs 1 --threads 1 \
+  --name space-image-check --quiet >"$WORK/train.log" 2>&1 || { tail -20 "$WORK/train.log"; exit 1; }
+test -s "$mnt/home/user/app/runs/space-image-check/test_metrics.json" \
+  || { echo "error: the run in the image wrote no test_metrics.json"; tail -20 "$WORK/train.log"; exit 1; }
+echo "trained: runs/space-image-check in the image has its test metrics"
+
 say "done"
-"$PY" -c "import sys; b, c, s = map(int, sys.argv[1:]); print(f'image $IMAGE: {b/1e9:.2f} GB ({b} bytes; CUDA libraries and triton {c/1e9:.2f} GB of it), built in {s} s')" \
-  "$size_bytes" "${cuda_bytes:-0}" "$build_s"
+summary="image $IMAGE: $(numfmt --to=si "$size_bytes")B unpacked, of which CUDA libraries and triton $(numfmt --to=si "${cuda_bytes:-0}")B"
+[ -n "$base_s" ] && summary+="; base image made in ${base_s} s"
+[ -n "$build_s" ] && summary+="; Dockerfile built in ${build_s} s"
+echo "$summary" | tee "$WORK/summary.txt"
 echo "screenshot: $SCREENSHOT"

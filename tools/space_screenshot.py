@@ -26,13 +26,19 @@ def photograph(url: str, path: str) -> None:
             page.wait_for_selector('[data-testid="stApp"]', timeout=120_000)
             page.get_by_text("Runs on disk").wait_for(timeout=120_000)  # Home has listed the runs
             page.wait_for_function(SETTLED_JS, timeout=120_000)
+            # Elements whose code loads lazily: the runs table (drawn on a canvas) and the page links.
+            page.wait_for_selector('[data-testid="stMain"] [data-testid="stDataFrame"] canvas', timeout=60_000)
+            page.locator('[data-testid="stMain"] [data-testid="stPageLink"]').filter(has_text="Train").wait_for(
+                timeout=60_000)
             errors = page.locator('[data-testid="stException"]')
             if errors.count():
                 raise SystemExit(f"error: the app shows an exception: {errors.first.inner_text()[:300]}")
             # Streamlit scrolls inside its own container: make the window as tall as the page.
             height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
             page.set_viewport_size({"width": WIDTH, "height": max(900, min(MAX_HEIGHT, int(height) + 40))})
-            page.wait_for_timeout(800)
+            page.wait_for_timeout(800)  # the table re-lays out to the new size
+            page.wait_for_function("() => Array.from(document.images).every(i => i.complete)")
+            page.wait_for_function(SETTLED_JS, timeout=60_000)  # the sidebar's job list refreshes itself
             page.screenshot(path=path)
         finally:
             browser.close()
