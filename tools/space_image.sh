@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Build the Space image from the Dockerfile with buildah (no Docker daemon needed), run the
-# image's own CMD in it, check /_stcore/health, open the app in headless Chromium and save a
-# screenshot, then stop it. `make space-image` runs this; it needs root (buildah, debootstrap).
+# image's own CMD in it, check /_stcore/health and the image's HEALTHCHECK, open the app in
+# headless Chromium and save a screenshot, train a tiny run in the image, then stop it.
+# `make space-image` runs this; it needs root (buildah, debootstrap). REUSE_IMAGE=1 serves the
+# image built before instead of rebuilding it.
 #
 # Docker Hub and PyTorch's CPU index may be out of reach, so by default the base image is
 # made here from Debian's packages (bookworm: Python 3.11) and torch comes from PyPI; both are
@@ -102,8 +104,9 @@ test -s "$mnt/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz" \
 # CMD's --server.port value is the one thing changed.
 port_free() { ! "$PY" -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1',$1))!=0)"; }
 if ! port_free "$PORT"; then
+  taken=$PORT
   PORT=$("$PY" -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])")
-  echo "port 8501 is in use here: serving on $PORT instead"
+  echo "port $taken is in use here: serving on $PORT instead"
 fi
 # The CMD exactly as built into the image, one word a line.
 cmd_words=$(image_config | "$PY" -c "
@@ -134,7 +137,8 @@ import json, sys
 test = json.load(sys.stdin)['Healthcheck']['Test']
 print('\n'.join(['sh', '-c', test[1]] if test[0] == 'CMD-SHELL' else test[1:]))")
   mapfile -t hc <<<"$hc_words"
-  buildah run "${ISOLATION[@]}" "$ctr" -- "${hc[@]}" && echo "the image's HEALTHCHECK passed"
+  buildah run "${ISOLATION[@]}" "$ctr" -- "${hc[@]}" || { echo "error: the image's HEALTHCHECK failed"; exit 1; }
+  echo "the image's HEALTHCHECK passed"
 fi
 
 # -- 4. the app in headless Chromium ----------------------------------------------------------
