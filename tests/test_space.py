@@ -258,7 +258,7 @@ def test_dockerignore_keeps_environments_runs_and_caches_out():
                 if l.strip() and not l.strip().startswith("#")]
     for path in (".venv/bin/python", "runs/digits-tinyvit/model.safetensors", "data/cifar-10-batches-py/data_batch_1",
                  "__pycache__/x.pyc", "tinyvit/__pycache__/hub.cpython-311.pyc", ".git/HEAD",
-                 ".streamlit/secrets.toml"):
+                 ".streamlit/secrets.toml", "tools/space_image.sh"):
         assert dockerignored(path, patterns), path
     for path in ("app.py", "train.py", "requirements.txt", "tinyvit/hub.py", "pages/predict.py",
                  "demo_runs/demo-digits-tinyvit/model.safetensors", ".streamlit/config.toml"):
