@@ -2,7 +2,19 @@
 # (https://huggingface.co/docs/hub/spaces-sdks-docker). README.md's front matter says
 # `sdk: docker` and `app_port: 8501`. Build and run locally:
 #   docker build -t tinyvit-lab . && docker run -p 8501:8501 tinyvit-lab
-FROM python:3.11-slim
+# or without Docker: `make space-image` (tools/space_image.sh, with buildah).
+#
+# The defaults of the two build arguments are what a Space uses. Where Docker Hub or
+# PyTorch's index cannot be reached, pass a local base with Python 3.11 and pip
+# (BASE_IMAGE) and another index that has torch at requirements.txt's pin (TORCH_INDEX_URL).
+ARG BASE_IMAGE=python:3.11-slim
+FROM ${BASE_IMAGE}
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+
+# Debian's Fashion-MNIST (/usr/share/datasets/fashion-mnist/): the Space trains it offline.
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends dataset-fashion-mnist \
+ && rm -rf /var/lib/apt/lists/*
 
 # Spaces run the container as uid 1000: everything the app writes (runs, the Hub cache)
 # lives in that user's home, which it owns.
@@ -23,7 +35,7 @@ WORKDIR /home/user/app
 # ==2.14.0 and ranks above it): a Space has no GPU, and the default wheels pull in ~3 GB of
 # CUDA libraries.
 COPY --chown=user requirements.txt .
-RUN pip install --user --extra-index-url https://download.pytorch.org/whl/cpu -r requirements.txt
+RUN pip install --user --extra-index-url "$TORCH_INDEX_URL" -r requirements.txt
 
 COPY --chown=user . .
 RUN mkdir -p "$TINYVIT_RUNS"

@@ -5,13 +5,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
 
-.PHONY: run test test-fast system-packages-run system-packages-test bench demo-runs clean help
+.PHONY: run test test-fast system-packages-run system-packages-test space-image bench demo-runs clean help
 
 help:
 	@echo "make run        start the app on http://localhost:$(PORT)"
 	@echo "make test       run all tests (unit, app, browser)"
 	@echo "make bench      print the speed benchmark table"
 	@echo "make demo-runs  retrain the demo runs shipped in demo_runs/"
+	@echo "make space-image  build the Space's Dockerfile with buildah and open it in Chromium"
 
 # The stamp is remade whenever a requirements file changes, so a stale venv is refreshed.
 $(VENV)/.installed: requirements.txt
@@ -51,6 +52,13 @@ test: $(VENV)/.installed-dev system-packages-test
 
 test-fast: $(VENV)/.installed-dev
 	$(PY) -m pytest -q -m "not browser and not slow"
+
+# The Space image, built without a Docker daemon: Debian's buildah builds the Dockerfile and
+# runs its CMD, debootstrap makes the base image (tools/space_image.sh). Not part of `make test`:
+# it downloads and installs every requirement into a fresh image (minutes).
+space-image: $(VENV)/.installed-dev
+	$(call apt_install,chromium buildah debootstrap)
+	PY=$(abspath $(PY)) bash tools/space_image.sh
 
 bench: $(VENV)/.installed
 	$(PY) -m tinyvit.bench

@@ -101,13 +101,23 @@ def args_of(dockerfile, word: str) -> list[str]:
     return [rest for w, rest in dockerfile if w == word]
 
 
+def arg_defaults(dockerfile) -> dict[str, str]:
+    """The build arguments' defaults (`ARG NAME=value`): what a Space builds with, as it passes none."""
+    return dict(rest.split("=", 1) for rest in args_of(dockerfile, "ARG") if "=" in rest)
+
+
+def base_image(dockerfile) -> str:
+    (base,) = args_of(dockerfile, "FROM")
+    return re.sub(r"\$\{?(\w+)\}?", lambda m: arg_defaults(dockerfile)[m.group(1)], base)
+
+
 def command(dockerfile) -> list[str]:
     (cmd,) = args_of(dockerfile, "CMD")
     return json.loads(cmd)  # exec form: no shell between Docker and Streamlit
 
 
 def test_dockerfile_serves_the_app_on_8501(dockerfile):
-    assert dockerfile[0][0] == "FROM" and dockerfile[0][1].startswith("python:3.11")
+    assert base_image(dockerfile).startswith("python:3.11")
     assert args_of(dockerfile, "EXPOSE") == ["8501"]
     cmd = command(dockerfile)
     i = cmd.index("streamlit")
@@ -154,8 +164,67 @@ def test_dockerfile_installs_the_requirements(dockerfile):
     order = [f"{w} {r}" for w, r in dockerfile]
     assert order.index(f"RUN {install[0]}") < order.index("COPY --chown=user . .")
     # torch's CPU builds, at requirements.txt's pins (not repeated in the Dockerfile).
-    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in install[0]
+    assert '--extra-index-url "$TORCH_INDEX_URL"' in install[0]
+    assert arg_defaults(dockerfile)["TORCH_INDEX_URL"] == "https://download.pytorch.org/whl/cpu"
     assert not re.search(r"torch(vision)?==", " ".join(runs))
+
+
+def test_dockerfile_build_arguments_default_to_what_a_space_uses(dockerfile):
+    # A Space passes no build arguments: the defaults are its base image and torch's CPU index.
+    # `make space-image` overrides both where Docker Hub and that index are out of reach.
+    assert arg_defaults(dockerfile) == {"BASE_IMAGE": "python:3.11-slim",
+                                        "TORCH_INDEX_URL": "https://download.pytorch.org/whl/cpu"}
+    words = [w for w, _ in dockerfile]
+    # BASE_IMAGE is declared before FROM (only there can FROM use it); TORCH_INDEX_URL after it,
+    # so the RUN steps see it.
+    assert words[:2] == ["ARG", "FROM"] and args_of(dockerfile, "FROM") == ["${BASE_IMAGE}"]
+    assert words.index("FROM") < [i for i, (w, r) in enumerate(dockerfile)
+                                  if w == "ARG" and r.startswith("TORCH_INDEX_URL=")][0]
+
+
+def test_dockerfile_installs_debians_fashion_mnist_as_root(dockerfile):
+    (apt,) = [(i, r) for i, (w, r) in enumerate(dockerfile) if w == "RUN" and "apt-get install" in r]
+    i, run = apt
+    assert "dataset-fashion-mnist" in run.split() and "apt-get update" in run
+    assert "--no-install-recommends" in run and "rm -rf /var/lib/apt/lists" in run
+    assert i < [w for w, _ in dockerfile].index("USER")  # apt needs root
+
+
+# -- make space-image -------------------------------------------------------------------------
+
+def make_rules() -> dict[str, tuple[list[str], list[str]]]:
+    """target -> (prerequisites, recipe lines) of the Makefile's plain rules."""
+    rules, target = {}, None
+    for line in (REPO / "Makefile").read_text(encoding="utf-8").splitlines():
+        if line.startswith("\t") and target:
+            rules[target][1].append(line.strip())
+        elif re.match(r"^[\w$().\-/]+:(?!=)", line):
+            target, _, prereqs = line.partition(":")
+            rules[target] = (prereqs.split(), [])
+        elif line and not line.startswith("#"):
+            target = None
+    return rules
+
+
+def test_make_space_image_runs_the_script_outside_make_test():
+    rules = make_rules()
+    prereqs, recipe = rules["space-image"]
+    assert any("tools/space_image.sh" in line for line in recipe)
+    # Debian's buildah, debootstrap and chromium are installed first when missing.
+    assert any("apt_install" in line and all(p in line for p in ("buildah", "debootstrap", "chromium"))
+               for line in recipe)
+    assert "apt-get install" in (REPO / "Makefile").read_text(encoding="utf-8")
+    for target in ("test", "test-fast"):  # too slow for every CI run
+        assert "space-image" not in rules[target][0]
+        assert not any("space_image" in line for line in rules[target][1])
+    script = (REPO / "tools" / "space_image.sh").read_text(encoding="utf-8")
+    # It builds this Dockerfile with both build arguments, and serves the image's own CMD.
+    assert "buildah bud" in script and "--build-arg BASE_IMAGE=" in script
+    assert "--build-arg TORCH_INDEX_URL=" in script and "['Cmd']" in script
+    assert "_stcore/health" in script and "space_screenshot.py" in script
+    syntax = subprocess.run(["bash", "-n", str(REPO / "tools" / "space_image.sh")],
+                            capture_output=True, text=True)
+    assert syntax.returncode == 0, syntax.stderr
 
 
 # -- .dockerignore ---------------------------------------------------------------------------
@@ -190,7 +259,7 @@ def test_dockerignore_keeps_environments_runs_and_caches_out():
                 if l.strip() and not l.strip().startswith("#")]
     for path in (".venv/bin/python", "runs/digits-tinyvit/model.safetensors", "data/cifar-10-batches-py/data_batch_1",
                  "__pycache__/x.pyc", "tinyvit/__pycache__/hub.cpython-311.pyc", ".git/HEAD",
-                 ".streamlit/secrets.toml"):
+                 ".streamlit/secrets.toml", "tools/space_image.sh"):
         assert dockerignored(path, patterns), path
     for path in ("app.py", "train.py", "requirements.txt", "tinyvit/hub.py", "pages/predict.py",
                  "demo_runs/demo-digits-tinyvit/model.safetensors", ".streamlit/config.toml"):
