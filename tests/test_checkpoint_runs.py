@@ -157,7 +157,7 @@ def test_run_store_create_list_delete(tmp_path):
     assert unique_run_name(tmp_path, "first") == "first-2"
     run.append_metrics({"epoch": 1, "val_accuracy": 0.5})
     run.append_metrics({"epoch": 2, "val_accuracy": 0.7})
-    assert run.best() == 0.7
+    assert [m["val_accuracy"] for m in run.metrics()] == [0.5, 0.7]
     assert [r.name for r in list_runs(tmp_path)] == ["first"]
     (tmp_path / "not-a-run").mkdir()
     assert [r.name for r in list_runs(tmp_path)] == ["first"]

@@ -9,7 +9,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from tinyvit.models.dropout import FastDropout, dropout, dropout_mask, fast_path, keep_threshold, use_generator
-from tinyvit.models.slides import SlidesTinyViT, to_tinyvit_state
+from slides_state import to_tinyvit_state
+from tinyvit.models.slides import SlidesTinyViT
 from tinyvit.models.vit import TinyViT
 
 N = 4_000_000
