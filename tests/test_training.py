@@ -1,5 +1,6 @@
 """The engine and train.py end to end, on scikit-learn's digits (offline, real data)."""
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -165,8 +166,20 @@ def test_cli_run_prints_the_slides_table(tmp_path):
     proc = cli(["--dataset", "digits", "--model", "cnn", "--epochs", "1", "--subset", "10",
                 "--name", "t", "--quiet"], tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "Accuracy" in proc.stdout and "MCC" in proc.stdout and "test" in proc.stdout
-    assert open_run(tmp_path / "t").status()["state"] == "finished"
+    run = open_run(tmp_path / "t")
+    assert run.status()["state"] == "finished"
+    lines = proc.stdout.splitlines()
+    title = next(i for i, line in enumerate(lines) if line.startswith("Digits (scikit-learn) · cnn · "))
+    assert lines[title + 1].split() == ["Accuracy", "F1", "Recall", "MCC", "Precision"]
+    number = r"\s+(\d+\.\d\d)"
+    val = re.fullmatch(r"validation \(epoch 1\)" + number * 5, lines[title + 3].rstrip())
+    test = re.fullmatch(r"test" + number * 5, lines[title + 4].rstrip())
+    assert val and test, lines[title:title + 5]
+    # The rows are the run's own metrics in %, in the slides' column order.
+    order = ("accuracy", "f1", "recall", "mcc", "precision")
+    tm, last = run.test_metrics(), run.metrics()[-1]
+    assert [float(v) for v in test.groups()] == [round(100 * tm[k], 2) for k in order]
+    assert [float(v) for v in val.groups()] == [round(100 * last[f"val_{k}"], 2) for k in order]
 
 
 def test_sigterm_stops_after_the_batch_with_a_usable_checkpoint(tmp_path):
