@@ -35,8 +35,9 @@ browser:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
+# TINYVIT_REQUIRE_BROWSER=1: the browser tests fail (not skip) when Playwright is missing.
 test: $(VENV)/.installed-dev browser
-	$(PY) -m pytest -q
+	TINYVIT_REQUIRE_BROWSER=1 $(PY) -m pytest -q
 
 test-fast: $(VENV)/.installed-dev
 	$(PY) -m pytest -q -m "not browser and not slow"
