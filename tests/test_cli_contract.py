@@ -2,6 +2,7 @@
 the README's environment-variable table, each read from README.md and checked against the code."""
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -10,12 +11,16 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 import train
 from tinyvit import engine
+from tinyvit.config import TrainConfig, defaults_for
+from tinyvit.engine import set_threads
 from tinyvit.inference import load_run
 from tinyvit.models import resolve_hparams
 from tinyvit.runs import open_run
+from tinyvit.training import execute, prepare_new
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -169,4 +174,41 @@ def test_ctrl_c_stops_after_the_batch_with_a_usable_checkpoint(tmp_path):
     assert run.status()["state"] == "stopped"
     assert f"resume with: python train.py --resume --run-dir {run.path}" in out
     assert 1 <= len(run.metrics()) < 500
+    assert load_run(run.path).model is not None
+
+
+# -- resume elsewhere -------------------------------------------------------------------------
+
+@pytest.fixture
+def keep_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_resume_with_another_thread_count_on_another_device(tmp_path, keep_threads):
+    cfg = TrainConfig(**{**defaults_for("digits"), "model": "cnn", "model_hparams": {"widths": [8, 16]},
+                         "epochs": 3, "subset": 10, "batch_size": 16, "threads": 2})
+    run, data, model, epochs = prepare_new(cfg, tmp_path, "moved", log=lambda m: None)
+
+    def stop_in_epoch_two(epoch, batch, batches):
+        if epoch == 1 and batch == 1:
+            run.request_stop()
+
+    set_threads(2)
+    execute(run, data, model, epochs, cfg, False, torch.device("cpu"), on_batch=stop_in_epoch_two,
+            log=lambda m: None)
+    first = run.metrics()
+    assert run.status()["state"] == "stopped" and [m["epoch"] for m in first] == [1]
+    # As if it had trained on a GPU machine: the config says cuda, 2 threads.
+    config = json.loads(run.file("config.json").read_text())
+    run.write_config({**config, "device": "cuda"})
+
+    code = train.main(["--resume", "--run-dir", str(run.path), "--device", "cpu", "--threads", "1", "--quiet"])
+    assert code == train.EXIT_OK
+    status = run.status()
+    assert status["state"] == "finished" and status["device"] == "cpu" and status["threads"] == 1
+    rows = run.metrics()
+    assert [m["epoch"] for m in rows] == [1, 2, 3] and rows[0] == first[0]
+    assert run.test_metrics()["num_samples"] == config["sizes"]["test"]
     assert load_run(run.path).model is not None

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from tinyvit.runs import DEMO_ROOT, create_run, list_runs
@@ -55,3 +57,76 @@ def test_make_test_fails_when_playwright_is_missing(tmp_path):
     required = browser_tests_without_playwright(tmp_path)
     assert required.returncode == 1, required.stdout + required.stderr
     assert "Playwright is not installed" in required.stdout and "1 error" in required.stdout
+
+
+# -- the run format: who writes what, and a reader's view of a half-written line ---------------
+
+def test_a_half_written_last_metrics_line_is_skipped(tmp_path):
+    run = create_run(tmp_path, "r", {"dataset": "digits", "model": "cnn"})
+    run.append_metrics({"epoch": 1, "val_accuracy": 0.5})
+    with open(run.file("metrics.jsonl"), "a", encoding="utf-8") as f:
+        f.write('{"epoch": 2, "val_acc')  # the trainer is still writing this line
+    assert run.metrics() == [{"epoch": 1, "val_accuracy": 0.5}]
+
+
+# -- a failed run shows the end of train.log -------------------------------------------------
+
+def test_a_failed_run_shows_the_end_of_its_train_log(tiny_runs, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+    from tinyvit import hub, jobs
+    from tinyvit.runs import Run
+    monkeypatch.setenv("TINYVIT_RUNS", str(tmp_path))
+    monkeypatch.setenv("TINYVIT_DEMO_RUNS", "")
+    monkeypatch.setenv("TINYVIT_HUB_RUNS", str(tmp_path / ".hub"))
+    monkeypatch.setattr(hub, "hub_token", lambda: None)
+    path = tmp_path / "crashed"
+    shutil.copytree(tiny_runs["cnn"], path)
+    Run(path).write_status(state="failed", error="RuntimeError: boom", pid=None)
+    log = [f"epoch {i}: loss 0.{i}" for i in range(1, 31)] + ["Traceback (most recent call last):",
+                                                            "RuntimeError: boom"]
+    (path / jobs.LOG_NAME).write_text("\n".join(log) + "\n", encoding="utf-8")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.switch_page("pages/train.py")
+    at.run()
+    at.selectbox(key="picker_train").set_value(str(path)).run()
+    assert not at.exception
+    assert "Training failed: RuntimeError: boom" in "\n".join(e.value for e in at.error)
+    shown = [c.value for c in at.code]
+    assert shown == ["\n".join(log[-15:])]  # the last 15 lines, not the start
+
+
+# -- TINYVIT_MAX_JOBS above 1 ---------------------------------------------------------------
+
+def test_max_jobs_above_one_lets_that_many_train_and_queues_the_next(tmp_path, monkeypatch):
+    from tinyvit import jobs
+    from tinyvit.training import wait_for_slot
+    monkeypatch.setenv("TINYVIT_MAX_JOBS", "2")
+    assert jobs.max_jobs() == 2
+    spawned = []
+
+    class Popen:
+        def __init__(self, cmd, **kw):
+            spawned.append(cmd)
+            self.pid = os.getpid()
+
+        def wait(self):
+            return 0
+
+    monkeypatch.setattr(jobs.subprocess, "Popen", Popen)
+    from tinyvit.config import TrainConfig
+    run = jobs.launch(TrainConfig(dataset="digits", model="cnn", epochs=1, subset=2), root=tmp_path)
+    assert spawned[0][spawned[0].index("--max-jobs") + 1] == "2"  # the app passes the setting on
+
+    first, second, third = (create_run(tmp_path, n, {}) for n in ("a", "b", "c"))
+    run.write_status(state="finished", pid=None)
+    wait_for_slot(first, 2)
+    wait_for_slot(second, 2)  # two at once: neither waits
+    assert first.status()["state"] == second.status()["state"] == "running"
+    claimed = threading.Thread(target=wait_for_slot, args=(third, 2), kwargs={"poll": 0.05}, daemon=True)
+    claimed.start()
+    while third.status().get("message") is None:
+        claimed.join(0.05)
+    assert third.status()["state"] == "queued" and "2 of 2 job slots busy" in third.status()["message"]
+    first.write_status(state="finished", pid=None)  # a slot frees up: the third job starts
+    claimed.join(30)
+    assert not claimed.is_alive() and third.status()["state"] == "running"
