@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 from tinyvit.runs import DEMO_ROOT, create_run, list_runs
 
 ROOT = Path(__file__).resolve().parent.parent
+README_TEXT = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
 def test_demo_runs_are_listed_after_your_own_runs(tmp_path, monkeypatch):
@@ -130,3 +132,50 @@ def test_max_jobs_above_one_lets_that_many_train_and_queues_the_next(tmp_path, m
     first.write_status(state="finished", pid=None)  # a slot frees up: the third job starts
     claimed.join(30)
     assert not claimed.is_alive() and third.status()["state"] == "running"
+
+
+# -- Predict: the first 8 images, and it says so -------------------------------------------------
+
+def test_predict_shows_the_first_eight_images_and_says_so(tiny_runs, tmp_path, monkeypatch):
+    import io
+
+    from PIL import Image
+    from streamlit.testing.v1 import AppTest
+    from tinyvit import hub
+    monkeypatch.setenv("TINYVIT_RUNS", str(tmp_path))
+    monkeypatch.setenv("TINYVIT_DEMO_RUNS", "")
+    monkeypatch.setenv("TINYVIT_HUB_RUNS", str(tmp_path / ".hub"))
+    monkeypatch.setattr(hub, "hub_token", lambda: None)
+    shutil.copytree(tiny_runs["cnn"], tmp_path / "cnn")
+    uploads = []
+    for i in range(10):
+        buf = io.BytesIO()
+        Image.new("L", (24, 24), 25 * i).save(buf, "PNG")
+        uploads.append((f"img{i}.png", buf.getvalue(), "image/png"))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.switch_page("pages/predict.py")
+    at.run()
+    at.selectbox(key="picker_predict").set_value(str(tmp_path / "cnn")).run()
+    at.radio(key="pred_source").set_value("Upload images").run()
+    at.file_uploader(key="pred_files").set_value(uploads).run()
+    assert not at.exception and not at.error
+    assert "Showing the first 8 of 10 images." in [i.value for i in at.info]
+    assert len(at.get("plotly_chart")) == 8  # one top-k chart per image shown
+    assert sum("Grad-CAM" in c.caption for img in at.image for c in img.proto.imgs) == 8
+    assert "shows the first 8 images" in README_TEXT
+
+
+def test_cross_references_agree():
+    from tinyvit import demo
+    from tinyvit.models import MODELS
+    # Files that code, requirements and the Makefile point to exist.
+    for path in [*ROOT.glob("*.py"), *ROOT.glob("*.txt"), ROOT / "Makefile", *(ROOT / "tinyvit").rglob("*.py"),
+                 *(ROOT / "pages").glob("*.py")]:
+        for ref in re.findall(r"\bdocs/[\w./-]*\w", path.read_text(encoding="utf-8")):
+            assert (ROOT / ref).exists(), f"{path.name} cites {ref}, which does not exist"
+    # The demo tool and the README give the same time.
+    minutes = re.search(r"about (\d+) CPU-minutes", demo.__doc__).group(1)
+    assert f"(about {minutes} CPU-minutes)" in README_TEXT
+    # New runs are post-norm, and the Train page's help does not say otherwise.
+    assert MODELS["tinyvit"].hparams["norm"] == "post" and "**New runs are post-norm**" in README_TEXT
+    assert "pre = more stable for new runs" not in (ROOT / "pages" / "train.py").read_text(encoding="utf-8")
