@@ -129,6 +129,10 @@ def test_the_readme_exit_codes_are_train_pys(tmp_path, monkeypatch, capsys):
     (["--warmup-epochs", "nan"], "--warmup-epochs must be 0 or more, got nan"),
     (["--warmup-epochs", "inf"], "--warmup-epochs must be 0 or more, got inf"),
     (["--weight-decay", "nan"], "--weight-decay must be 0 or more"),
+    pytest.param(["--device", "cuda:0"], "no CUDA GPU is available",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")),
+    pytest.param(["--device", "mps"], "MPS is not available",
+                 marks=pytest.mark.skipif(torch.backends.mps.is_available(), reason="this machine has MPS")),
 ])
 def test_bad_device_and_non_finite_settings_are_bad_input(tmp_path, capsys, args, message):
     code = train.main([*args, "--runs-root", str(tmp_path / "runs"), "--quiet"])
