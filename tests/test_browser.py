@@ -72,9 +72,10 @@ def demo_root(tmp: Path) -> Path:
     return tmp / "demo"
 
 
-@pytest.fixture(scope="module", autouse=True)
+@pytest.fixture(scope="session", autouse=True)
 def playwright_installed():
-    """Before the server starts: a missing Playwright fails at once."""
+    """Before the server starts and the tiny runs train (session fixtures come first): a
+    missing Playwright fails at once."""
     if sync_api is None:
         pytest.fail("Playwright is not installed: `make test` installs requirements-dev.txt's playwright")
 
