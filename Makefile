@@ -47,8 +47,9 @@ system-packages-run:
 system-packages-test:
 	$(call apt_install,$(APT_TEST))
 
+# TINYVIT_REQUIRE_BROWSER=1: the browser tests fail (not skip) when Playwright is missing.
 test: $(VENV)/.installed-dev system-packages-test
-	$(PY) -m pytest -q
+	TINYVIT_REQUIRE_BROWSER=1 $(PY) -m pytest -q
 
 test-fast: $(VENV)/.installed-dev
 	$(PY) -m pytest -q -m "not browser and not slow"

@@ -12,8 +12,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import traceback
 
-from tinyvit.config import PRESETS, TrainConfig, apply_preset, defaults_for
+from tinyvit.config import PRESETS, TrainConfig, apply_preset, defaults_for, validate
 from tinyvit.metrics import format_table
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DIVERGED = 0, 1, 2, 3
@@ -126,6 +127,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The dataset's defaults, then the preset, then the flags given on the command line."""
     flags = vars(args)
     preset = apply_preset(args.preset) if getattr(args, "preset", None) else {}
+    if "model" in flags and flags["model"] != preset.get("model", flags["model"]):
+        # The preset's hyperparameters belong to its own model (a TinyViT's heads mean nothing to a CNN).
+        preset = {k: v for k, v in preset.items() if k != "model_hparams"}
     dataset = flags.get("dataset", preset.get("dataset", TrainConfig.dataset))
     values = {**defaults_for(dataset), **preset}
     hparams = dict(values.get("model_hparams", {}))
@@ -222,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     main_process = True
     try:
         cfg = config_from_args(args)
+        validate(cfg)  # before the device is touched: a bad --device is bad input, not a crash
         device = setup_device(cfg)
         main_process = dist.is_main()
         if args.run_dir:
@@ -240,6 +245,13 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception as err:
+        # A bug or a broken machine, not bad input: the traceback is for the log (the app shows
+        # train.log's end), the last line says what happened; execute() marked the run failed.
+        traceback.print_exc()
+        print(f"error: failed: {traceback.format_exception_only(type(err), err)[-1].strip()}",
+              file=sys.stderr)
+        return EXIT_FAILED
     finally:
         dist.finish()
     if not main_process:

@@ -1,10 +1,15 @@
 import io
+import json
 import os
+from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
+from tinyvit import checkpoint
 from tinyvit.checkpoint import (CheckpointError, load_training_state, load_weights,
                                 save_training_state, save_weights)
 from tinyvit.inference import ImageError, Preprocess, open_image
@@ -30,18 +35,27 @@ def test_weights_round_trip_exactly(tmp_path):
 
 def test_training_state_restores_the_optimizer(tmp_path):
     model = _model()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    model(torch.randn(2, 1, 8, 8)).sum().backward()
-    opt.step()
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, betas=(0.8, 0.95), weight_decay=0.03, eps=1e-7)
+    for _ in range(3):
+        model(torch.randn(2, 1, 8, 8)).sum().backward()
+        opt.step()
     save_training_state(tmp_path / "c.safetensors", model, opt, {"epoch": 1, "history": [{"a": 1}]})
     model2 = _model()
+    # Other settings on purpose: every one of them must come back from the file.
     opt2 = torch.optim.AdamW(model2.parameters(), lr=1e-3)
     meta = load_training_state(tmp_path / "c.safetensors", model2, opt2)
     assert meta["epoch"] == 1 and meta["history"] == [{"a": 1}]
-    s1, s2 = opt.state_dict()["state"], opt2.state_dict()["state"]
-    assert s1.keys() == s2.keys()
+    d1, d2 = opt.state_dict(), opt2.state_dict()
+    assert d1["param_groups"] == d2["param_groups"]
+    assert d2["param_groups"][0]["lr"] == 2e-3 and d2["param_groups"][0]["betas"] == (0.8, 0.95)
+    s1, s2 = d1["state"], d2["state"]
+    assert s1.keys() == s2.keys() and len(s1) == len(list(model.parameters()))
     for i in s1:
-        assert torch.equal(s1[i]["exp_avg_sq"], s2[i]["exp_avg_sq"])
+        assert s1[i].keys() == s2[i].keys() == {"step", "exp_avg", "exp_avg_sq"}
+        for key in s1[i]:
+            assert torch.equal(s1[i][key], s2[i][key]), (i, key)
+    for p1, p2 in zip(model.parameters(), model2.parameters()):
+        assert torch.equal(p1, p2)
 
 
 def test_truncated_checkpoint_is_refused(tmp_path):
@@ -72,17 +86,61 @@ def test_weights_for_another_shape_are_refused(tmp_path):
         load_weights(path, other)
 
 
-def test_failed_write_leaves_the_previous_file(tmp_path):
+def test_failed_write_leaves_the_previous_file(tmp_path, monkeypatch):
     path = tmp_path / "m.safetensors"
-    save_weights(path, _model(), {"epoch": 1})
+    model = _model()
+    save_weights(path, model, {"epoch": 1})
+    before = path.read_bytes()
 
-    class Boom(torch.nn.Module):
-        def state_dict(self, *a, **k):
-            return {"x": torch.zeros(2)}
-    save_weights(path, Boom(), {"epoch": 2})  # a different but valid file replaces it atomically
-    with pytest.raises(CheckpointError):
-        load_weights(path, _model())
-    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    def half_then_fail(tensors, filename, metadata=None):
+        Path(filename).write_bytes(b"\x00" * 100)  # half a file, then the disk fills up
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(checkpoint, "save_file", half_then_fail)
+    with pytest.raises(OSError, match="No space left"):
+        save_weights(path, _model(), {"epoch": 2})
+    assert path.read_bytes() == before
+    assert load_weights(path, _model()) == {"epoch": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]  # no temporary file left
+
+
+def _rewrite_header(path, edit):
+    """Rewrite a checkpoint with its JSON header edited and its stored digest kept as it was."""
+    tensors = load_file(str(path))
+    with safe_open(str(path), framework="pt") as f:
+        header = dict(f.metadata())
+    meta = json.loads(header["json"])
+    edit(meta)
+    save_file(tensors, str(path), metadata={**header, "json": json.dumps(meta)})
+
+
+@pytest.mark.parametrize("edit", [
+    lambda m: m.update(epoch=m["epoch"] + 1),
+    lambda m: m["history"].append({"epoch": 2}),
+    lambda m: m["param_groups"][0].update(lr=1.0),
+])
+def test_an_edited_checkpoint_header_fails_its_checksum(tmp_path, edit):
+    model = _model()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    path = tmp_path / "c.safetensors"
+    save_training_state(path, model, opt, {"epoch": 1, "history": [{"epoch": 1}]})
+    load_training_state(path, _model(), torch.optim.AdamW(_model().parameters()))  # intact: loads
+    _rewrite_header(path, edit)
+    with pytest.raises(CheckpointError, match="checksum"):
+        load_training_state(path, _model(), torch.optim.AdamW(_model().parameters()))
+
+
+def test_a_checkpoint_without_a_header_checksum_is_not_resumed_from(tmp_path):
+    model = _model()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    path = tmp_path / "c.safetensors"
+    save_training_state(path, model, opt, {"epoch": 1})
+    tensors = load_file(str(path))
+    with safe_open(str(path), framework="pt") as f:
+        header = {k: v for k, v in f.metadata().items() if k != "covers"}
+    save_file(tensors, str(path), metadata=header)
+    with pytest.raises(CheckpointError, match="cannot be verified"):
+        load_training_state(path, _model(), torch.optim.AdamW(_model().parameters()))
 
 
 @pytest.mark.parametrize("name", ["../evil", "/abs", "a/b", ".hidden", "", "x" * 101, "a..b"])
@@ -99,7 +157,7 @@ def test_run_store_create_list_delete(tmp_path):
     assert unique_run_name(tmp_path, "first") == "first-2"
     run.append_metrics({"epoch": 1, "val_accuracy": 0.5})
     run.append_metrics({"epoch": 2, "val_accuracy": 0.7})
-    assert run.best() == 0.7
+    assert [m["val_accuracy"] for m in run.metrics()] == [0.5, 0.7]
     assert [r.name for r in list_runs(tmp_path)] == ["first"]
     (tmp_path / "not-a-run").mkdir()
     assert [r.name for r in list_runs(tmp_path)] == ["first"]

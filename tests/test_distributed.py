@@ -84,3 +84,39 @@ def test_under_torchrun_each_process_takes_its_share_of_the_cores(monkeypatch):
         assert set_threads(None) == cores
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch built without distributed")
+def test_a_stop_file_stops_every_process_and_the_run_resumes(tmp_path):
+    """The README: a STOP file ends every process after the same batch; --resume continues."""
+    import time
+    root, epochs = tmp_path / "runs", 12
+    args = [arg if arg != "2" else str(epochs) for arg in TINY]  # --epochs 12
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2"]
+    proc = subprocess.Popen([*torchrun, f"--master_port={free_port()}", str(REPO / "train.py"), *args,
+                             "--runs-root", str(root), "--name", "ddp"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    run = root / "ddp"
+    deadline = time.time() + 300
+    while time.time() < deadline and not ((run / "metrics.jsonl").exists()
+                                          and (run / "metrics.jsonl").read_text().strip()):
+        time.sleep(0.1)
+    (run / "STOP").touch()
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out  # both processes ended; none waits for the other
+    status = json.loads((run / "status.json").read_text())
+    assert status["state"] == "stopped", out
+    done = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert 1 <= len(done) < epochs
+
+    proc = subprocess.run([*torchrun, f"--master_port={free_port()}", str(REPO / "train.py"), "--resume",
+                           "--run-dir", str(run), "--threads", "1", "--quiet"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    status = json.loads((run / "status.json").read_text())
+    assert status["state"] == "finished" and status["world_size"] == 2
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == list(range(1, epochs + 1))
+    assert rows[:len(done)] == done  # the epochs before the stop are kept as they were
+    assert json.loads((run / "test_metrics.json").read_text())["num_samples"] > 0

@@ -9,7 +9,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from tinyvit.models.dropout import FastDropout, dropout, dropout_mask, fast_path, keep_threshold, use_generator
-from tinyvit.models.slides import SlidesTinyViT, to_tinyvit_state
+from slides_state import to_tinyvit_state
+from tinyvit.models.slides import SlidesTinyViT
 from tinyvit.models.vit import TinyViT
 
 N = 4_000_000
@@ -132,6 +133,23 @@ def test_model_gradients_flow_through_every_dropout_site():
     model = TinyViT().train()
     sites = [m for m in model.modules() if isinstance(m, FastDropout)]
     assert len(sites) == 24  # attention weights, attention output, inside and after the MLP, x 6
+    seen = []
+
+    def record(module, inputs, output):
+        inputs[0].retain_grad()
+        seen.append((inputs[0], output))
+
+    for site in sites:
+        site.register_forward_hook(record)
     loss = nn.CrossEntropyLoss()(model(torch.randn(4, 3, 32, 32)), torch.tensor([0, 1, 2, 3]))
     loss.backward()
-    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+    assert len(seen) == 24 and all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+    scale = keep_threshold(0.1)[2]
+    for i, (x, y) in enumerate(seen):
+        dropped = (y == 0) & (x != 0)
+        # Every site drops about one element in ten (5 binomial sigmas), scales the rest by
+        # 1/0.9, and passes no gradient through the dropped elements.
+        rate = dropped.float().mean().item()
+        assert abs(rate - 0.1) < 5 * math.sqrt(0.09 / x.numel()), (i, rate)
+        torch.testing.assert_close(y[~dropped], x[~dropped] * scale)
+        assert torch.all(x.grad[dropped] == 0) and x.grad[~dropped].abs().sum() > 0, i

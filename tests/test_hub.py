@@ -9,6 +9,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
+import re
 import shutil
 import sys
 import types
@@ -455,3 +456,46 @@ def test_train_reports_a_failed_push_and_keeps_the_run(fake_hub, tmp_path, capsy
     err = capsys.readouterr().err
     assert "the run finished but the push failed" in err and "python -m tinyvit.hub push" in err
     assert open_run(runs / "keep").status()["state"] == "finished"
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"img_size": "big"}, "img_size 'big', not a positive whole number"),
+    ({"num_classes": "ten"}, "num_classes 'ten', not a positive whole number"),
+    ({"in_chans": 0}, "in_chans 0, not a positive whole number"),
+    ({"mean": [0.5, 0.5]}, "mean is not 1 number"),
+    ({"std": [0.0]}, "std must be positive"),
+    ({"model_hparams": [1, 2]}, "model_hparams is not a JSON object"),
+    ({"model_hparams": {"embed_dim": 16, "num_heads": 2, "num_layers": "two", "mlp_dim": 32}},
+     "cannot build"),
+])
+def test_a_run_config_with_wrong_values_is_one_clear_message(fake_hub, tmp_path, change, message):
+    path, _ = make_run(tmp_path / "runs", "r", embed_dim=16, num_heads=2, num_layers=1, mlp_dim=32)
+    push_run(path, "alice/v")
+    repo = fake_hub.path("alice/v")
+    cfg = json.loads((repo / "config.json").read_text())
+    (repo / "config.json").write_text(json.dumps({**cfg, **change}))
+    with pytest.raises(HubError, match=re.escape(message)):
+        load_run_from_hub("alice/v", cache_root=tmp_path / "h")
+    assert not (tmp_path / "h" / "alice--v").exists()
+
+
+def test_the_hub_command_line_pushes_and_pulls(fake_hub, tmp_path, capsys):
+    path, net = make_run(tmp_path / "runs", "r", embed_dim=16, num_heads=2, num_layers=1, mlp_dim=32)
+    assert hub.main(["push", str(path), "alice/cli-tool", "--private"]) == 0
+    assert f"pushed {path} to {HUB_URL}/alice/cli-tool" in capsys.readouterr().out
+    assert fake_hub.created == {"alice/cli-tool": True}
+    assert hub.main(["pull", "alice/cli-tool", "--dir", str(tmp_path / "pulled")]) == 0
+    local = tmp_path / "pulled" / hub.local_name("alice/cli-tool")
+    assert f"loaded alice/cli-tool into {local}" in capsys.readouterr().out
+    x = batch(path)
+    with torch.no_grad():
+        assert torch.equal(load_run(local).model(x), net(x))
+    # Failures: one "error:" line and exit code 1, for push and pull alike.
+    assert hub.main(["pull", "alice/missing", "--dir", str(tmp_path / "pulled")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "no model repository alice/missing" in err[0]
+    assert hub.main(["push", str(tmp_path / "nowhere"), "alice/cli-tool"]) == 1
+    assert capsys.readouterr().err.startswith("error: ")
+    with pytest.raises(SystemExit) as exit_:
+        hub.main(["fetch", "alice/cli-tool"])
+    assert exit_.value.code == 2

@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from tinyvit.models import MODELS, ModelError, build_model, count_parameters, default_patch_size
-from tinyvit.models.slides import SlidesTinyViT, to_tinyvit_state
+from slides_state import to_tinyvit_state
+from tinyvit.models.slides import SlidesTinyViT
 from tinyvit.models.vit import TinyViT
 
 

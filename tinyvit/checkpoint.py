@@ -1,7 +1,8 @@
 """Checkpoints as safetensors: weights, optimizer state and a JSON header, written atomically.
 
 Nothing here unpickles: a checkpoint is tensors plus JSON metadata, and it carries a
-SHA-256 of its tensors so a truncated or tampered file is refused with a clear message.
+SHA-256 of its tensors and of that metadata (epoch, history, optimizer settings), so a
+truncated or tampered file is refused with a clear message.
 """
 from __future__ import annotations
 
@@ -42,8 +43,15 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
-def _digest(tensors: dict[str, torch.Tensor]) -> str:
+# Files from before the digest covered the JSON header say nothing in "covers"; they are
+# accepted only as plain weights (the shipped demo runs), never to resume training from.
+COVERS = "tensors+json"
+
+
+def _digest(tensors: dict[str, torch.Tensor], meta_json: str | None = None) -> str:
     h = hashlib.sha256()
+    if meta_json is not None:
+        h.update(b"json:" + meta_json.encode() + b"\n")
     for key in sorted(tensors):
         t = tensors[key].detach().cpu().contiguous()
         h.update(key.encode())
@@ -55,11 +63,12 @@ def _digest(tensors: dict[str, torch.Tensor]) -> str:
 
 def _save(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    header = {"json": json.dumps(meta), "sha256": _digest(tensors)}
+    meta_json = json.dumps(meta)
+    header = {"json": meta_json, "sha256": _digest(tensors, meta_json), "covers": COVERS}
     atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=header))
 
 
-def _load(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def _load(path: Path, legacy_ok: bool = False) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
@@ -70,10 +79,18 @@ def _load(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
             header = f.metadata() or {}
     except (SafetensorError, OSError, ValueError) as err:
         raise CheckpointError(f"checkpoint {path} is unreadable (truncated or not safetensors): {err}") from None
-    if header.get("sha256") != _digest(tensors):
+    meta_json = header.get("json", "{}")
+    if header.get("covers") == COVERS:
+        expected = _digest(tensors, meta_json)
+    elif legacy_ok:
+        expected = _digest(tensors)
+    else:
+        raise CheckpointError(f"checkpoint {path} has no checksum over its header (an older format): "
+                              f"it cannot be verified, so training cannot resume from it")
+    if header.get("sha256") != expected:
         raise CheckpointError(f"checkpoint {path} failed its checksum: it was modified or damaged")
     try:
-        meta = json.loads(header.get("json", "{}"))
+        meta = json.loads(meta_json)
     except json.JSONDecodeError:
         raise CheckpointError(f"checkpoint {path} has a damaged header") from None
     return tensors, meta
@@ -90,7 +107,7 @@ def save_weights(path: Path, model: nn.Module, meta: dict[str, Any] | None = Non
 
 
 def load_weights(path: Path, model: nn.Module) -> dict[str, Any]:
-    tensors, meta = _load(path)
+    tensors, meta = _load(path, legacy_ok=True)
     _load_into(model, tensors, path)
     return meta
 
@@ -126,8 +143,10 @@ def load_training_state(path: Path, model: nn.Module,
         if key.startswith("optim."):
             _, idx, name = key.split(".", 2)
             state.setdefault(int(idx), {})[name] = value
+    # JSON has no tuples: betas come back as the tuple AdamW was made with.
+    groups = [{k: tuple(v) if k == "betas" else v for k, v in g.items()} for g in meta.pop("param_groups", [])]
     try:
-        optimizer.load_state_dict({"state": state, "param_groups": meta.pop("param_groups")})
+        optimizer.load_state_dict({"state": state, "param_groups": groups})
     except (KeyError, ValueError, RuntimeError) as err:
         raise CheckpointError(f"optimizer state in {path} does not match the model: {err}") from None
     return meta

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +54,7 @@ class TrainConfig:
 
 
 SCHEDULES = ("constant", "cosine")
+DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:[0-9]+)?)$")
 
 _SLIDES = dict(epochs=100, batch_size=64, lr=3e-4, weight_decay=0.05, label_smoothing=0.1,
                schedule="constant", augment=True)
@@ -136,10 +138,10 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {cfg.schedule!r}")
     if not 0 <= cfg.random_erasing <= 1:
         raise ConfigError(f"--random-erasing must be a probability from 0 to 1, got {cfg.random_erasing}")
-    if cfg.warmup_epochs < 0:
+    if not math.isfinite(cfg.warmup_epochs) or cfg.warmup_epochs < 0:
         raise ConfigError(f"--warmup-epochs must be 0 or more, got {cfg.warmup_epochs}")
-    if cfg.device not in ("auto", "cpu", "cuda", "mps") and not cfg.device.startswith("cuda:"):
-        raise ConfigError(f"--device must be auto, cpu, cuda or mps, got {cfg.device!r}")
+    if not isinstance(cfg.device, str) or not DEVICE_RE.match(cfg.device):
+        raise ConfigError(f"--device must be auto, cpu, cuda, cuda:N or mps, got {cfg.device!r}")
 
 
 def lr_at(cfg: TrainConfig, step: int, steps_per_epoch: int, epochs: int) -> float:

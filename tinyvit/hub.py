@@ -405,6 +405,18 @@ def check_config(folder: Path, repo_id: str) -> dict[str, Any]:
     if cfg["model"] not in MODELS:
         raise HubError(f"{repo_id} uses the model {cfg['model']!r}, which this version of TinyViT Lab "
                        f"does not know (it knows {', '.join(MODELS)})")
+    for key in ("num_classes", "img_size", "in_chans"):
+        if not isinstance(cfg[key], int) or isinstance(cfg[key], bool) or cfg[key] < 1:
+            raise HubError(f"{not_run}: its config.json has {key} {cfg[key]!r}, not a positive whole number")
+    for key in ("mean", "std"):
+        values = cfg[key]
+        if (not isinstance(values, list) or len(values) != cfg["in_chans"]
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)):
+            raise HubError(f"{not_run}: its config.json's {key} is not {cfg['in_chans']} number(s)")
+    if not all(v > 0 for v in cfg["std"]):
+        raise HubError(f"{not_run}: its config.json's std must be positive")
+    if not isinstance(cfg.get("model_hparams", {}), dict):
+        raise HubError(f"{not_run}: its config.json's model_hparams is not a JSON object")
     names = cfg["class_names"]
     if not isinstance(names, list) or len(names) != cfg["num_classes"]:
         raise HubError(f"{not_run}: its config.json has {cfg['num_classes']} classes but "

@@ -121,7 +121,7 @@ def model_from_config(cfg: dict) -> nn.Module:
                            in_chans=int(cfg["in_chans"]), **cfg.get("model_hparams", {}))
     except KeyError as err:
         raise RunError(f"config.json lacks {err}: not a TinyViT Lab run") from None
-    except ModelError as err:
+    except (ModelError, ValueError, TypeError) as err:
         raise RunError(f"config.json names a model this version cannot build: {err}") from None
 
 

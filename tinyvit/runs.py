@@ -13,7 +13,6 @@
 """
 from __future__ import annotations
 
-import csv
 import json
 import os
 import re
@@ -25,7 +24,6 @@ from typing import Any
 
 from .checkpoint import CHECKPOINT, WEIGHTS, atomic_write_text
 
-STATES = ("queued", "running", "finished", "stopped", "failed", "diverged")
 ACTIVE = ("queued", "running")
 READONLY_MARK = ".readonly"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -134,20 +132,8 @@ class Run:
     def test_metrics(self) -> dict[str, Any] | None:
         return _read_json(self.file("test_metrics.json"))
 
-    def predictions(self) -> list[dict[str, Any]]:
-        try:
-            with self.file("predictions.csv").open(encoding="utf-8", newline="") as f:
-                return [{"index": int(r["index"]), "label": int(r["label"]), "pred": int(r["pred"]),
-                         "confidence": float(r["confidence"])} for r in csv.DictReader(f)]
-        except (FileNotFoundError, KeyError, ValueError):
-            return []
-
     def has_weights(self) -> bool:
         return self.file(WEIGHTS).is_file()
-
-    def best(self, key: str = "val_accuracy") -> float | None:
-        vals = [m[key] for m in self.metrics() if isinstance(m.get(key), (int, float))]
-        return max(vals) if vals else None
 
     # -- writing (train.py only) ----------------------------------------------
     def write_config(self, cfg: dict[str, Any]) -> None:
@@ -208,18 +194,19 @@ def open_run(path: Path | str) -> Run:
 
 
 def list_runs(*roots: Path | str) -> list[Run]:
-    """Runs under the given roots (default: the runs folder and the demo runs), newest first."""
+    """Runs under the given roots (default: the runs folder, then the demo runs): each
+    root's runs newest first, one root after the other, so the user's own runs come first."""
+    def created(run: Run) -> float:
+        return (_read_json(run.file("status.json"), {}) or {}).get("created_at", 0.0)
+
     found: list[Run] = []
     for root in roots or run_roots():
         root = Path(root)
         if not root.is_dir():
             continue
-        found += [Run(p) for p in root.iterdir() if p.is_dir() and (p / "config.json").is_file()]
-
-    def created(run: Run) -> float:
-        return (_read_json(run.file("status.json"), {}) or {}).get("created_at", 0.0)
-
-    return sorted(found, key=created, reverse=True)
+        runs = [Run(p) for p in root.iterdir() if p.is_dir() and (p / "config.json").is_file()]
+        found += sorted(runs, key=created, reverse=True)
+    return found
 
 
 def delete_run(run: Run) -> None:
