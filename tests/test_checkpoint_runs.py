@@ -105,7 +105,7 @@ def test_run_store_create_list_delete(tmp_path):
     assert [r.name for r in list_runs(tmp_path)] == ["first"]
     with pytest.raises(RunError, match="not a TinyViT Lab run"):
         open_run(tmp_path / "not-a-run")
-    delete_run(run)
+    delete_run(run, root=tmp_path)
     assert not run.path.exists()
 
 
@@ -119,12 +119,14 @@ def test_a_dead_training_process_shows_as_failed(tmp_path):
 def test_running_and_readonly_runs_are_not_deleted(tmp_path):
     run = create_run(tmp_path, "r", {})
     run.write_status(state="running", pid=os.getpid())
+    run.claim()  # as train.py does while it trains
     with pytest.raises(RunError, match="still training"):
-        delete_run(run)
+        delete_run(run, root=tmp_path)
+    run.release()
     run.write_status(state="finished", pid=None)
     (run.path / ".readonly").touch()
     with pytest.raises(RunError, match="demo run"):
-        delete_run(run)
+        delete_run(run, root=tmp_path)
     assert run.path.exists()
 
 

@@ -12,6 +12,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torchvision.transforms.v2 import functional as TF
 
 from .checkpoint import WEIGHTS, CheckpointError, load_weights
+from .data.bitdepth import to_8bit
 from .models import ModelError, build_model, model_kind
 from .runs import RunError, open_run
 
@@ -46,7 +47,9 @@ def open_image(data: bytes, name: str = "image") -> Image.Image:
 
 
 def to_mode(img: Image.Image, in_chans: int) -> Image.Image:
-    """RGB or grayscale; transparency is flattened onto white, as a viewer shows it."""
+    """RGB or grayscale; 16-bit grayscale scaled to 8 bits, transparency flattened onto
+    white, as a viewer shows it."""
+    img = to_8bit(img)
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
