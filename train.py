@@ -42,9 +42,9 @@ def parser() -> argparse.ArgumentParser:
                     "(metrics, checkpoints, test report) for the TinyViT Lab app.",
         epilog="Datasets: " + ", ".join(DATASETS) + ".  Models: " + ", ".join(MODELS)
                + ".  Presets (the slides' rows): " + ", ".join(PRESETS) + ".",
-        # Defaults are written into each help text: ArgumentDefaultsHelpFormatter would add
-        # "(default: None)" after the flags whose default is worked out later.
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        # Defaults are written into each help text (no ArgumentDefaultsHelpFormatter: it adds
+        # "(default: None)" after the flags whose default is worked out later).
+    )
     S = argparse.SUPPRESS
     what = p.add_argument_group("what to train")
     what.add_argument("--preset", choices=list(PRESETS), metavar="NAME", default=S,

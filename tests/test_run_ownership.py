@@ -25,6 +25,7 @@ def slow_to_load_folder(path: Path, classes=2, per_class=300, side=160) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_two_resumes_of_one_run_only_one_trains(tmp_path):
     folder = slow_to_load_folder(tmp_path / "photos")
     run = stopped_run(tmp_path / "runs", dataset="imagefolder", data_path=str(folder), img_size=16)

@@ -10,7 +10,6 @@ the same moment cannot both take the last slot.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import signal
@@ -25,6 +24,7 @@ from .checkpoint import atomic_write
 from .config import ConfigError, TrainConfig, validate
 from .data import DATASETS, DatasetError, dataset_info, load_dataset
 from .models import ModelError, build_model
+from .runfiles import read_status
 from .runs import ACTIVE, Run, RunError, check_deletable, check_runs_root, create_run, default_root, \
     delete_run, list_runs, pid_alive, unique_run_name
 
@@ -159,10 +159,8 @@ def stop(run: Run, grace: float = STOP_GRACE_SECONDS) -> str:
 
 def _raw_state(run: Run) -> str | None:
     """status.json's own state, without Run.status()'s dead-pid reading."""
-    try:
-        return json.loads(run.file("status.json").read_text(encoding="utf-8")).get("state")
-    except (OSError, ValueError):
-        return None
+    st = read_status(run.file("status.json"))[0]
+    return st["state"] if st else None
 
 
 def _terminate(pid) -> None:

@@ -32,7 +32,7 @@ from typing import Any
 
 from . import runfiles
 from .checkpoint import CHECKPOINT, WEIGHTS, atomic_write_text
-from .runfiles import STATES
+from .runfiles import STATES  # noqa: F401  (re-exported: the states a run can be in)
 
 ACTIVE = ("queued", "running")
 READONLY_MARK = ".readonly"
