@@ -1,6 +1,7 @@
 import io
 import os
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -174,3 +175,10 @@ def test_dark_ink_on_paper_is_inverted_for_digit_models():
     paper.paste(0, (12, 4, 20, 28))  # a dark stroke
     x = Preprocess(16, 1, [0.0], [1.0], dark_background=True).to_uint8(paper)
     assert x[0, 0, 0] < 50 and x[0, 8, 8] > 200
+
+
+def test_a_16_bit_upload_opens_as_the_8_bit_picture_it_shows():
+    gray = Image.linear_gradient("L").resize((32, 32))
+    deep = Image.fromarray(np.asarray(gray).astype(np.uint16) * 257)
+    opened = open_image(_png(deep))
+    assert opened.mode == "L" and np.array_equal(np.asarray(opened), np.asarray(gray))

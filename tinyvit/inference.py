@@ -35,7 +35,8 @@ def open_image(data: bytes, name: str = "image") -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
             img.load()
-            img = ImageOps.exif_transpose(img)
+            # 16-bit grayscale to 8 bits here, so previews and overlays are right too.
+            img = to_8bit(ImageOps.exif_transpose(img))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(f"{name} has too many pixels (over {Image.MAX_IMAGE_PIXELS:,}): "
                          "refused as a possible decompression bomb") from None
