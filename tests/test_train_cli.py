@@ -8,7 +8,8 @@ import pytest
 
 import train
 from runhelpers import raw_status, stopped_run, train_cmd
-from tinyvit import runs
+from tinyvit import jobs, runs
+from tinyvit.training import prepare_existing
 from tinyvit.runs import RunError, open_run
 
 
@@ -42,11 +43,16 @@ def test_a_run_stopped_in_its_first_epoch_resumes_from_epoch_one(tmp_path):
 
 
 def test_the_app_offers_resume_for_a_run_stopped_in_its_first_epoch(tmp_path):
-    from tinyvit import jobs
     run = stopped_run(tmp_path, epochs=2, done=0)
     assert jobs.can_resume(run)
     run.write_status(state="finished")
     assert not jobs.can_resume(run)
+    done = stopped_run(tmp_path, "done", epochs=2, done=1)
+    assert jobs.can_resume(done)
+    (done.path / "checkpoint.safetensors").unlink()  # damaged: weights without their checkpoint
+    assert not jobs.can_resume(done)
+    with pytest.raises(RunError, match="checkpoint is missing"):
+        prepare_existing(done.path, resume=True)
 
 
 def test_run_dir_for_a_new_run_creates_it(tmp_path):
@@ -95,7 +101,6 @@ def test_the_app_gets_the_same_runs_root_line(tmp_path):
     with pytest.raises(RunError, match="is not writable"):
         runs.check_runs_root("/proc/self/newruns")
     assert runs.check_runs_root(tmp_path / "fresh") == tmp_path / "fresh"
-    from tinyvit import jobs
     from tinyvit.config import TrainConfig, defaults_for
     cfg = TrainConfig(**{**defaults_for("digits"), "model": "cnn", "epochs": 1})
     with pytest.raises(RunError, match="is a file, not a folder"):

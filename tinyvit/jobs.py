@@ -20,7 +20,7 @@ import threading
 import time
 from pathlib import Path
 
-from .checkpoint import atomic_write
+from .checkpoint import CHECKPOINT, atomic_write
 from .config import ConfigError, TrainConfig, validate
 from .data import DATASETS, DatasetError, dataset_info, load_dataset
 from .models import ModelError, build_model
@@ -96,7 +96,8 @@ RESUMABLE = ("stopped", "failed", "diverged")
 def can_resume(run: Run) -> bool:
     """Whether Resume applies: a run of yours that ended early. One stopped before its first
     epoch ended (no checkpoint yet) restarts from epoch 1."""
-    return run.status()["state"] in RESUMABLE and not run.readonly
+    intact = run.file(CHECKPOINT).is_file() or not run.has_weights()  # weights come after it
+    return run.status()["state"] in RESUMABLE and not run.readonly and intact
 
 
 def resume(run: Run, jobs: int | None = None) -> None:

@@ -110,8 +110,8 @@ def prepare_existing(run_dir: Path | str, resume: bool, log: Callable[[str], Non
         st = read_status(run.file("status.json"))[0] or {}
         state = st.get("state", "damaged")
         restart = resume and not run.file(CHECKPOINT).is_file()
-        if restart and run.metrics():
-            raise RunError(f"{run.name} has finished epochs but no checkpoint to resume them from")
+        if restart and run.has_weights():  # weights are saved after the checkpoint
+            raise RunError(f"{run.name} has trained weights but its checkpoint is missing: it cannot be resumed")
         if not resume and state != "queued":
             raise RunError(f"{run.name} already ran (state {state}); use --resume to continue it")
         cfg = TrainConfig.from_dict(run.config())
@@ -172,7 +172,10 @@ def _execute(run: Run, data, model, epochs: int, cfg: TrainConfig, resume: bool,
         if resume and run.file(CHECKPOINT).is_file():
             trainer.resume()
         elif resume and main:
-            run.write_metrics([])  # stopped before its first epoch ended: start again
+            # Stopped before its first epoch ended (or before its first checkpoint was
+            # written): start again, dropping any line the checkpoint does not back.
+            log("no checkpoint yet: training starts again from epoch 1")
+            run.write_metrics([])
     except USER_ERRORS as err:
         # A damaged checkpoint: the run is failed, and says why where the app reads it.
         if main:
