@@ -13,6 +13,7 @@ import argparse
 import sys
 import time
 import traceback
+from pathlib import Path
 
 from tinyvit.config import PRESETS, TrainConfig, apply_preset, defaults_for, validate
 from tinyvit.metrics import format_table
@@ -42,7 +43,9 @@ def parser() -> argparse.ArgumentParser:
                     "(metrics, checkpoints, test report) for the TinyViT Lab app.",
         epilog="Datasets: " + ", ".join(DATASETS) + ".  Models: " + ", ".join(MODELS)
                + ".  Presets (the slides' rows): " + ", ".join(PRESETS) + ".",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        # Defaults are written into each help text (no ArgumentDefaultsHelpFormatter: it adds
+        # "(default: None)" after the flags whose default is worked out later).
+    )
     S = argparse.SUPPRESS
     what = p.add_argument_group("what to train")
     what.add_argument("--preset", choices=list(PRESETS), metavar="NAME", default=S,
@@ -108,9 +111,11 @@ def parser() -> argparse.ArgumentParser:
                     help="where run folders go (default: $TINYVIT_RUNS or runs)")
     rs.add_argument("--name", metavar="NAME", help="run folder name (default: DATASET-MODEL-TIME)")
     rs.add_argument("--run-dir", metavar="DIR",
-                    help="an existing run folder: with --resume, continue it; else start a queued run")
+                    help="the run folder: with --resume, continue it; else start the run queued there, "
+                         "or create it if it does not exist yet")
     rs.add_argument("--resume", action="store_true",
-                    help="continue the run in --run-dir from its last complete epoch")
+                    help="continue the run in --run-dir from its last complete epoch (from epoch 1 if "
+                         "it stopped before its first epoch ended), with the settings it was started with")
     rs.add_argument("--max-jobs", type=positive_int, metavar="N", default=None,
                     help="wait until fewer than N runs in the same runs folder are training")
     rs.add_argument("--quiet", action="store_true", help="no progress bar, epoch lines only")
@@ -121,6 +126,14 @@ def parser() -> argparse.ArgumentParser:
                           "this Hub model repo; needs HF_TOKEN or `hf auth login`")
     hub.add_argument("--hub-private", action="store_true", help="create the Hub repo as private")
     return p
+
+
+def given_settings(args: argparse.Namespace) -> list[str]:
+    """The training settings given on the command line, as flags (settings default to
+    SUPPRESS, so only those given are in args)."""
+    flags = {"augment": "--no-augment", "amp": "--no-amp"}
+    keys = set(TrainConfig.__dataclass_fields__) | set(MODEL_FLAGS) | {"preset"}
+    return sorted(flags.get(k, "--" + k.replace("_", "-")) for k in vars(args) if k in keys)
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -224,15 +237,28 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: --push-to-hub: {err}", file=sys.stderr)
             return EXIT_USAGE
     main_process = True
+    # --run-dir naming a folder that does not exist yet makes a new run there.
+    existing = bool(args.run_dir) and (args.resume or Path(args.run_dir).exists())
     try:
-        cfg = config_from_args(args)
+        if existing:
+            # The run's own settings, threads included: a resumed run must train as it began.
+            from tinyvit.runs import open_run
+            cfg = TrainConfig.from_dict(open_run(args.run_dir).config())
+            ignored = given_settings(args)
+            if ignored:
+                log(f"warning: {'--resume' if args.resume else '--run-dir'} takes every setting from "
+                    f"the run; ignoring {', '.join(ignored)}")
+        else:
+            cfg = config_from_args(args)
         validate(cfg)  # before the device is touched: a bad --device is bad input, not a crash
         device = setup_device(cfg)
         main_process = dist.is_main()
-        if args.run_dir:
+        if existing:
             run, data, model, epochs = prepare_existing(args.run_dir, args.resume, log)
-            from tinyvit.config import TrainConfig as TC
-            cfg = TC.from_dict(run.config())
+            cfg = TrainConfig.from_dict(run.config())
+        elif args.run_dir:
+            target = Path(args.run_dir)
+            run, data, model, epochs = prepare_new(cfg, target.parent, target.name, log)
         else:
             run, data, model, epochs = prepare_new(cfg, args.runs_root, args.name, log)
         log(f"run folder: {run.path}")

@@ -13,7 +13,7 @@ from tinyvit.config import PRESETS, SCHEDULES, ConfigError, TrainConfig, apply_p
 from tinyvit.data import DATASETS
 from tinyvit.models import MODELS
 from tinyvit.models.vit import NORMS
-from tinyvit.runs import ACTIVE, Run, RunError, checkpoint_path
+from tinyvit.runs import ACTIVE, Run, RunError
 
 ui.require_router()
 
@@ -315,9 +315,7 @@ def actions(run: Run, status: dict) -> None:
             st.toast("Cancelled the queued job." if done == "cancelled"
                      else "Stop requested: the job ends after the current batch.")
             st.rerun()
-    resumable = state in ("stopped", "failed", "diverged") and checkpoint_path(run).is_file() \
-        and not run.readonly
-    if resumable and row.button("Resume", icon=":material/play_arrow:", key="resume",
+    if jobs.can_resume(run) and row.button("Resume", icon=":material/play_arrow:", key="resume",
                                 help="continue from the last complete epoch"):
         with ui.guard("resuming"):
             jobs.resume(run)

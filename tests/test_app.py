@@ -416,6 +416,7 @@ def test_metrics_of_a_run_still_training(app_env):
     run = Run(app_env / "runs" / "live")
     run.path.mkdir()
     run.write_config({"dataset": "digits", "model": "tinyvit", "epochs": 10})
+    run.claim()  # held while it trains, as train.py does
     run.write_status(state="running", pid=os.getpid(), epoch=1, epochs=10, created_at=time.time())
     run.append_metrics({"epoch": 1, "train_loss": 2.0, "val_loss": 2.1, "train_accuracy": 0.3,
                         "val_accuracy": 0.25, "val_f1": 0.2, "val_recall": 0.25, "val_precision": 0.2,

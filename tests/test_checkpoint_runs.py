@@ -3,6 +3,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -163,7 +164,7 @@ def test_run_store_create_list_delete(tmp_path):
     assert [r.name for r in list_runs(tmp_path)] == ["first"]
     with pytest.raises(RunError, match="not a TinyViT Lab run"):
         open_run(tmp_path / "not-a-run")
-    delete_run(run)
+    delete_run(run, root=tmp_path)
     assert not run.path.exists()
 
 
@@ -177,12 +178,14 @@ def test_a_dead_training_process_shows_as_failed(tmp_path):
 def test_running_and_readonly_runs_are_not_deleted(tmp_path):
     run = create_run(tmp_path, "r", {})
     run.write_status(state="running", pid=os.getpid())
+    run.claim()  # as train.py does while it trains
     with pytest.raises(RunError, match="still training"):
-        delete_run(run)
+        delete_run(run, root=tmp_path)
+    run.release()
     run.write_status(state="finished", pid=None)
     (run.path / ".readonly").touch()
     with pytest.raises(RunError, match="demo run"):
-        delete_run(run)
+        delete_run(run, root=tmp_path)
     assert run.path.exists()
 
 
@@ -230,3 +233,10 @@ def test_dark_ink_on_paper_is_inverted_for_digit_models():
     paper.paste(0, (12, 4, 20, 28))  # a dark stroke
     x = Preprocess(16, 1, [0.0], [1.0], dark_background=True).to_uint8(paper)
     assert x[0, 0, 0] < 50 and x[0, 8, 8] > 200
+
+
+def test_a_16_bit_upload_opens_as_the_8_bit_picture_it_shows():
+    gray = Image.linear_gradient("L").resize((32, 32))
+    deep = Image.fromarray(np.asarray(gray).astype(np.uint16) * 257)
+    opened = open_image(_png(deep))
+    assert opened.mode == "L" and np.array_equal(np.asarray(opened), np.asarray(gray))

@@ -774,3 +774,57 @@ def test_shapes_can_generate_more_training_images_per_class_only():
                 dict(name="shapes", generate_per_class=10 ** 6)):
         with pytest.raises(DatasetError, match="generate_per_class is for the generated 'shapes' dataset"):
             load_dataset(bad.pop("name"), **bad)
+
+
+def test_a_highly_compressed_zip_is_refused_as_a_zip_bomb_before_unpacking(tmp_path, private_tmp):
+    path = tmp_path / "bomb.zip"
+    write_zip(path, dataset_files())
+    with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as zf:
+        with zf.open("cat/huge.bmp", "w", force_zip64=True) as out:
+            zeros = b"\0" * 2 ** 20
+            for _ in range(160):  # 160 MiB of zeros: well under the size cap, about 1000:1
+                out.write(zeros)
+    assert path.stat().st_size < 2 ** 20
+    with pytest.raises(DatasetError, match=r"bomb\.zip looks like a zip bomb: .*compressed"):
+        load_dataset("imagefolder", path=path)
+    assert list(private_tmp.iterdir()) == []
+
+
+def test_a_zip_declaring_more_than_the_cap_is_called_a_zip_bomb(tmp_path, private_tmp, monkeypatch):
+    path = zip_with(tmp_path / "big.zip", {"cat/big.png": b"\0" * 50_000})
+    monkeypatch.setattr(safe_zip, "MAX_TOTAL_BYTES", 20_000)
+    with pytest.raises(DatasetError, match=r"big\.zip looks like a zip bomb: it unpacks to"):
+        load_dataset("imagefolder", path=path)
+    assert list(private_tmp.iterdir()) == []
+
+
+def sixteen_bit(img8: Image.Image) -> Image.Image:
+    """The same picture as a 16-bit grayscale PNG stores it (full 0..65535 range)."""
+    return Image.fromarray(np.asarray(img8).astype(np.uint16) * 257)
+
+
+def test_16_bit_grayscale_images_load_like_their_8_bit_originals(tmp_path):
+    digits = load_dataset("digits").test_x[:40]
+    for i, x in enumerate(digits):
+        img = Image.fromarray(x[0].numpy())
+        for bits, picture in (("8", img), ("16", sixteen_bit(img))):
+            folder = tmp_path / bits / f"class{i % 2}"
+            folder.mkdir(parents=True, exist_ok=True)
+            picture.save(folder / f"{i}.png")
+    assert Image.open(tmp_path / "16" / "class0" / "0.png").mode.startswith("I;16")
+    eight = load_dataset("imagefolder", path=tmp_path / "8", img_size=16)
+    sixteen = load_dataset("imagefolder", path=tmp_path / "16", img_size=16)
+    assert torch.equal(eight.train_x, sixteen.train_x) and torch.equal(eight.test_x, sixteen.test_x)
+
+
+def test_16_bit_digits_are_predicted_like_8_bit(tiny_runs):
+    from tinyvit.inference import load_run, open_image
+    loaded = load_run(tiny_runs["cnn"])
+    digits = load_dataset("digits").test_x[:80]
+
+    def predict(picture):
+        buf = io.BytesIO()
+        picture.save(buf, "PNG")
+        return loaded.predict(loaded.preprocess(open_image(buf.getvalue()))).argmax().item()
+    imgs = [Image.fromarray(x[0].numpy()) for x in digits]
+    assert [predict(sixteen_bit(img)) for img in imgs] == [predict(img) for img in imgs]

@@ -499,3 +499,18 @@ def test_the_hub_command_line_pushes_and_pulls(fake_hub, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         hub.main(["fetch", "alice/cli-tool"])
     assert exit_.value.code == 2
+
+
+def test_a_hub_repo_with_wrongly_typed_files_is_refused_or_listed_as_damaged(fake_hub, tmp_path):
+    path, _ = make_run(tmp_path / "runs", "r", embed_dim=16, num_heads=2, num_layers=1, mlp_dim=32)
+    push_run(path, "alice/typed")
+    repo = fake_hub.path("alice/typed")
+    cfg = json.loads((repo / "config.json").read_text())
+    (repo / "config.json").write_text(json.dumps({**cfg, "num_classes": str(cfg["num_classes"])}))
+    with pytest.raises(HubError, match="its config.json: 'num_classes' should be a whole number"):
+        load_run_from_hub("alice/typed", cache_root=tmp_path / "h")
+    (repo / "config.json").write_text(json.dumps(cfg))
+    (repo / "test_metrics.json").write_text('{"accuracy": "high"}')
+    run = open_run(load_run_from_hub("alice/typed", cache_root=tmp_path / "h"))
+    assert run.test_metrics() is None
+    assert any("test_metrics.json: 'accuracy'" in p for p in run.problems())

@@ -172,10 +172,14 @@ def test_resume_refuses_a_tampered_checkpoint_and_keeps_the_run(tmp_path, capsys
     data = bytearray(ckpt.read_bytes())
     data[-3] ^= 0xFF
     ckpt.write_bytes(bytes(data))
-    before = {p.name: p.read_bytes() for p in run.path.iterdir()}
-    code = train.main(["--resume", "--run-dir", str(run.path), "--epochs", "2", "--quiet"])
+
+    def files():  # all but status.json, which now says why the run failed, and the lock file
+        return {p.name: p.read_bytes() for p in run.path.iterdir() if p.name not in ("status.json", ".train.lock")}
+    before = files()
+    code = train.main(["--resume", "--run-dir", str(run.path), "--quiet"])
     assert code == 2 and "checksum" in capsys.readouterr().err
-    assert {p.name: p.read_bytes() for p in run.path.iterdir()} == before
+    assert files() == before
+    assert run.status()["state"] == "failed" and "checksum" in run.status()["error"]
 
 
 def test_cli_run_prints_the_slides_table(tmp_path):

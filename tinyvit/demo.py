@@ -86,6 +86,7 @@ def strip_run(path: Path) -> None:
     run.write_config(cfg)
     status = json.loads(run.file("status.json").read_text(encoding="utf-8"))
     status.pop("pid", None)
+    status.pop("pid_start", None)
     atomic_write_text(run.file("status.json"), json.dumps({**status, "demo": True}, indent=2))
     run.file(READONLY_MARK).write_text("built-in demo run, made by `make demo-runs`\n", encoding="utf-8")
 

@@ -40,6 +40,7 @@ from huggingface_hub.utils import validate_repo_id
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
+from . import runfiles
 from .checkpoint import WEIGHTS, CheckpointError, save_weights
 from .inference import load_run, model_from_config
 from .metrics import METRIC_NAMES, METRIC_TITLES
@@ -402,6 +403,9 @@ def check_config(folder: Path, repo_id: str) -> dict[str, Any]:
     missing = [k for k in REQUIRED_CONFIG if k not in cfg]
     if missing:
         raise HubError(f"{not_run}: its config.json lacks {', '.join(missing)}")
+    problems = runfiles.read_config(path)[1]  # the same type checks as for any run folder
+    if problems:
+        raise HubError(f"{not_run}: its {problems[0]}")
     if cfg["model"] not in MODELS:
         raise HubError(f"{repo_id} uses the model {cfg['model']!r}, which this version of TinyViT Lab "
                        f"does not know (it knows {', '.join(MODELS)})")

@@ -12,6 +12,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torchvision.transforms.v2 import functional as TF
 
 from .checkpoint import WEIGHTS, CheckpointError, load_weights
+from .data.bitdepth import to_8bit
 from .models import ModelError, build_model, model_kind
 from .runs import RunError, open_run
 
@@ -34,7 +35,8 @@ def open_image(data: bytes, name: str = "image") -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
             img.load()
-            img = ImageOps.exif_transpose(img)
+            # 16-bit grayscale to 8 bits here, so previews and overlays are right too.
+            img = to_8bit(ImageOps.exif_transpose(img))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(f"{name} has too many pixels (over {Image.MAX_IMAGE_PIXELS:,}): "
                          "refused as a possible decompression bomb") from None
@@ -46,7 +48,9 @@ def open_image(data: bytes, name: str = "image") -> Image.Image:
 
 
 def to_mode(img: Image.Image, in_chans: int) -> Image.Image:
-    """RGB or grayscale; transparency is flattened onto white, as a viewer shows it."""
+    """RGB or grayscale; 16-bit grayscale scaled to 8 bits, transparency flattened onto
+    white, as a viewer shows it."""
+    img = to_8bit(img)
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

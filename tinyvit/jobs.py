@@ -10,7 +10,6 @@ the same moment cannot both take the last slot.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import signal
@@ -25,8 +24,9 @@ from .checkpoint import CHECKPOINT, atomic_write
 from .config import ConfigError, TrainConfig, validate
 from .data import DATASETS, DatasetError, dataset_info, load_dataset
 from .models import ModelError, build_model
-from .runs import ACTIVE, Run, RunError, create_run, default_root, delete_run, list_runs, pid_alive, \
-    unique_run_name
+from .runfiles import read_status
+from .runs import ACTIVE, Run, RunError, check_deletable, check_runs_root, create_run, default_root, \
+    delete_run, list_runs, pid_alive, unique_run_name
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TRAIN_SCRIPT = REPO_ROOT / "train.py"
@@ -70,7 +70,7 @@ def launch(cfg: TrainConfig, root: Path | str | None = None, jobs: int | None = 
     if cfg.dataset == "imagefolder" and not cfg.data_path:
         raise ConfigError("the image-folder dataset needs a .zip of class folders: upload one first")
     check_model(cfg)
-    root = Path(root or default_root())
+    root = check_runs_root(root or default_root())
     run = _create(root, cfg)
     _spawn(run, ["--max-jobs", str(jobs or max_jobs())])
     return run
@@ -90,26 +90,35 @@ def _create(root: Path, cfg: TrainConfig, attempts: int = 20) -> Run:
     raise RunError(f"could not find a free run name in {root}: too many launches at once")
 
 
+RESUMABLE = ("stopped", "failed", "diverged")
+
+
+def can_resume(run: Run) -> bool:
+    """Whether Resume applies: a run of yours that ended early. One stopped before its first
+    epoch ended (no checkpoint yet) restarts from epoch 1."""
+    intact = run.file(CHECKPOINT).is_file() or not run.has_weights()  # weights come after it
+    return run.status()["state"] in RESUMABLE and not run.readonly and intact
+
+
 def resume(run: Run, jobs: int | None = None) -> None:
-    """Continue a stopped, failed or diverged run from its last complete epoch."""
+    """Continue a stopped, failed or diverged run from its last complete epoch (or epoch 1)."""
     state = run.status()["state"]
     if state in ACTIVE:
         raise RunError(f"{run.name} is already {state}")
     if run.readonly:
         raise RunError(f"{run.name} is read-only (a demo run or a run loaded from the Hub) and cannot be trained further")
-    if not run.file(CHECKPOINT).is_file():
-        raise RunError(f"{run.name} has no checkpoint to resume from (it stopped before its first epoch ended)")
+    if state not in RESUMABLE:
+        raise RunError(f"{run.name} is {state}: there is nothing to resume")
+    if run.owned():
+        raise RunError(f"{run.name} is already being trained by another process")
     # Queued before the process starts, so a second click (or tab) sees the job at once.
     run.write_status(state="queued", error=None, message="resuming", pid=None)
     _spawn(run, ["--resume", "--max-jobs", str(jobs or max_jobs())])
 
 
 def _spawn(run: Run, args: list[str]) -> subprocess.Popen:
+    # train.py takes every setting (threads included) from the run's config.json.
     cmd = [sys.executable, str(TRAIN_SCRIPT), "--run-dir", str(run.path.resolve()), *args, "--quiet"]
-    # train.py sets its thread count from the command line, before it reads the run's config.
-    threads = run.config().get("threads")
-    if threads:
-        cmd += ["--threads", str(int(threads))]
     with open(run.file(LOG_NAME), "ab") as log:
         proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
@@ -117,8 +126,8 @@ def _spawn(run: Run, args: list[str]) -> subprocess.Popen:
         os.setpriority(os.PRIO_PROCESS, proc.pid, JOB_NICENESS)
     except (OSError, AttributeError):
         pass  # not permitted or not POSIX: the job runs at normal priority
-    # The pid is recorded before train.py writes its own, so a process that dies while
-    # importing shows as failed (dead pid) instead of queued forever.
+    # The pid (with its start time) is recorded before train.py writes its own, so a process
+    # that dies while importing shows as failed instead of queued forever.
     run.write_status(pid=proc.pid)
     # Reap the child when it ends: a zombie would otherwise linger in the app's process table.
     threading.Thread(target=proc.wait, daemon=True).start()
@@ -132,9 +141,10 @@ def stop(run: Run, grace: float = STOP_GRACE_SECONDS) -> str:
     complete epoch's checkpoint) and SIGTERM if it has not ended after `grace` seconds.
     A queued job has trained nothing yet, so its process is ended straight away."""
     st = run.status()
-    state, pid = st["state"], st.get("pid")
+    state = st["state"]
     if state not in ACTIVE:
         raise RunError(f"{run.name} is not training (state {state})")
+    pid = run.owner_pid()
     if state == "queued":
         _terminate(pid)
         _wait_dead(pid, grace)
@@ -150,13 +160,12 @@ def stop(run: Run, grace: float = STOP_GRACE_SECONDS) -> str:
 
 def _raw_state(run: Run) -> str | None:
     """status.json's own state, without Run.status()'s dead-pid reading."""
-    try:
-        return json.loads(run.file("status.json").read_text(encoding="utf-8")).get("state")
-    except (OSError, ValueError):
-        return None
+    st = read_status(run.file("status.json"))[0]
+    return st["state"] if st else None
 
 
 def _terminate(pid) -> None:
+    """SIGTERM `pid`, which the caller took from Run.owner_pid (checked to be the run's own)."""
     if pid and pid_alive(pid):
         try:
             os.kill(int(pid), signal.SIGTERM)
@@ -173,17 +182,19 @@ def _wait_dead(pid, timeout: float) -> bool:
 
 def _escalate(run: Run, pid, grace: float) -> None:
     """SIGTERM a job that ignored its STOP file; the trainer treats it as a stop too."""
-    if not _wait_dead(pid, grace) and run.status().get("pid") == pid:
+    if not _wait_dead(pid, grace) and run.owner_pid() == pid:
         _terminate(pid)
 
 
-def delete(run: Run) -> None:
-    """Delete a run folder; a queued job is cancelled first, a training one must be stopped."""
-    st = run.status()
-    if st["state"] == "queued" and not run.readonly:
-        _terminate(st.get("pid"))
-        _wait_dead(st.get("pid"), STOP_GRACE_SECONDS)
-    delete_run(run)
+def delete(run: Run, root: Path | str | None = None) -> None:
+    """Delete a run folder inside the runs folder `root`; a queued job is cancelled first, a
+    training one must be stopped."""
+    check_deletable(run, root)
+    if run.status()["state"] == "queued" and not run.readonly:
+        pid = run.owner_pid()
+        _terminate(pid)
+        _wait_dead(pid, STOP_GRACE_SECONDS)
+    delete_run(run, root)
 
 
 def log_tail(run: Run, lines: int = 15) -> str:
@@ -240,5 +251,5 @@ def save_upload(data: bytes, filename: str, root: Path | str | None = None) -> P
     return path.resolve()
 
 
-__all__ = ["DATASETS", "ModelError", "active_runs", "check_model", "check_zip_dataset", "delete", "launch",
+__all__ = ["DATASETS", "ModelError", "active_runs", "can_resume", "check_model", "check_zip_dataset", "delete", "launch",
            "log_tail", "max_jobs", "resume", "save_upload", "stop"]

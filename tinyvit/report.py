@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from .metrics import METRIC_NAMES, METRIC_TITLES
-from .runs import ACTIVE, Run
+from .runs import ACTIVE, Run, RunError
 
 
 def percent(value) -> float | None:
@@ -32,9 +32,17 @@ def origin(run: Run) -> str:
     return "hub" if run.status().get("source") == "hub" else "demo"
 
 
+def config_or_empty(run: Run) -> dict:
+    """config.json for a table row; {} for a damaged one (its problems are shown instead)."""
+    try:
+        return run.config()
+    except RunError:
+        return {}
+
+
 def run_summary(run: Run) -> dict:
-    """One line per run for the Home page's table."""
-    cfg, st, rows = run.config(), run.status(), run.metrics()
+    """One line per run for the Home page's table; a damaged run says what is wrong."""
+    cfg, st, rows = config_or_empty(run), run.status(), run.metrics()
     test = run.test_metrics() or {}
     best = best_row(rows)
     created = st.get("created_at")
@@ -48,6 +56,7 @@ def run_summary(run: Run) -> dict:
         "test acc %": percent(test.get("accuracy")),
         "parameters": cfg.get("num_params"),
         "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(created)) if created else "",
+        "problems": "; ".join(run.problems()),
     }
 
 
@@ -91,7 +100,7 @@ def compare_frame(runs: Sequence[Run]) -> pd.DataFrame:
     """One row per run: what it is, its best validation accuracy and its test scores (%)."""
     out = []
     for run in runs:
-        cfg, rows = run.config(), run.metrics()
+        cfg, rows = config_or_empty(run), run.metrics()
         best, test = best_row(rows), run.test_metrics() or {}
         line = {"run": run.name, "model": cfg.get("model"), "dataset": cfg.get("dataset"),
                 "parameters": cfg.get("num_params"), "epochs": len(rows),

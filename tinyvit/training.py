@@ -20,7 +20,9 @@ from .config import ConfigError, TrainConfig, validate
 from .data import DatasetError, dataset_info, load_dataset
 from .engine import Diverged, Result, Trainer, pick_device, set_threads
 from .models import ModelError, build_model, count_parameters, model_kind, resolve_hparams
-from .runs import Run, RunError, create_run, default_root, list_runs, open_run, unique_run_name
+from .runfiles import read_status
+from .runs import Run, RunError, check_run_name, check_runs_root, create_run, default_root, list_runs, \
+    open_run, unique_run_name
 
 FORMAT_VERSION = 1
 USER_ERRORS = (ConfigError, DatasetError, ModelError, RunError, CheckpointError)
@@ -69,17 +71,23 @@ def build_for(cfg: TrainConfig, data):
 
 def prepare_new(cfg: TrainConfig, root: Path | str | None = None, name: str | None = None,
                 log: Callable[[str], None] = print):
-    """Validate, load data, build the model, then create the run folder (rank 0 only)."""
+    """Validate, load data, build the model, then create the run folder (rank 0 only) and
+    claim it for this process. The runs folder is checked before the data loads."""
     validate(cfg)
     dataset_info(cfg.dataset)
     epochs = resolve_epochs(cfg)
+    root = Path(root or default_root())
+    if dist.is_main():
+        check_runs_root(root)
+        if name is not None:
+            check_run_name(name)
     data = load_data(cfg, log)
     model, hparams = build_for(cfg, data)
     run = None
     if dist.is_main():
-        root = Path(root or default_root())
         name = name or unique_run_name(root, f"{cfg.dataset}-{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}")
         run = create_run(root, name, run_config(cfg, data, hparams, count_parameters(model)))
+        run.claim()
     name = dist.broadcast_object(run.name if run else None)
     if run is None:
         run = Run(Path(root or default_root()) / name)
@@ -89,28 +97,38 @@ def prepare_new(cfg: TrainConfig, root: Path | str | None = None, name: str | No
 def prepare_existing(run_dir: Path | str, resume: bool, log: Callable[[str], None] = print):
     """A run folder made earlier: --resume, or a queued run the app created.
 
-    A queued run's config.json holds only the requested settings; once the data loaded and
-    the model built, it is completed with class names, image size and normalisation."""
+    The run is claimed first (an OS lock held until this process ends), so a second process
+    on the same run is refused before it loads anything. A queued run's config.json holds
+    only the requested settings; once the data loaded and the model built, it is completed
+    with class names, image size and normalisation. A run stopped before its first epoch
+    ended has no checkpoint: resuming it starts again from epoch 1."""
     run = open_run(run_dir)
-    state = run.status()["state"]
-    if state == "running":
-        raise RunError(f"{run.name} is already training (pid {run.status().get('pid')})")
-    if resume and not run.file(CHECKPOINT).is_file():
-        raise RunError(f"{run.name} has no checkpoint to resume from")
-    if not resume and state != "queued":
-        raise RunError(f"{run.name} already ran (state {state}); use --resume to continue it")
-    cfg = TrainConfig.from_dict(run.config())
+    main = dist.is_main()
+    if main:
+        run.claim()
     try:
-        validate(cfg)
-        data = load_data(cfg, log)
-        model, hparams = build_for(cfg, data)
-    except USER_ERRORS as err:
-        if not resume and dist.is_main():
-            run.write_status(state="failed", error=str(err), pid=None, finished_at=time.time())
+        st = read_status(run.file("status.json"))[0] or {}
+        state = st.get("state", "damaged")
+        restart = resume and not run.file(CHECKPOINT).is_file()
+        if restart and run.has_weights():  # weights are saved after the checkpoint
+            raise RunError(f"{run.name} has trained weights but its checkpoint is missing: it cannot be resumed")
+        if not resume and state != "queued":
+            raise RunError(f"{run.name} already ran (state {state}); use --resume to continue it")
+        cfg = TrainConfig.from_dict(run.config())
+        try:
+            validate(cfg)
+            data = load_data(cfg, log)
+            model, hparams = build_for(cfg, data)
+        except USER_ERRORS as err:
+            if main:
+                run.write_status(state="failed", error=str(err), pid=None, finished_at=time.time())
+            raise
+        if main and (not resume or restart):
+            run.write_config(run_config(cfg, data, hparams, count_parameters(model)))
+    except BaseException:
+        run.release()
         raise
-    if not resume and dist.is_main():
-        run.write_config(run_config(cfg, data, hparams, count_parameters(model)))
-    return run, data, model, resolve_epochs(cfg) if not resume else int(run.config()["epochs"])
+    return run, data, model, int(run.config()["epochs"]) if resume else resolve_epochs(cfg)
 
 
 def wait_for_slot(run: Run, max_jobs: int, poll: float = 1.0) -> None:
@@ -139,11 +157,30 @@ def wait_for_slot(run: Run, max_jobs: int, poll: float = 1.0) -> None:
 
 def execute(run: Run, data, model, epochs: int, cfg: TrainConfig, resume: bool,
             device: torch.device, on_batch=None, log: Callable[[str], None] = print) -> Result:
-    """Train and keep status.json truthful whatever happens."""
+    """Train and keep status.json truthful whatever happens; then give up the run's claim."""
+    try:
+        return _execute(run, data, model, epochs, cfg, resume, device, on_batch, log)
+    finally:
+        run.release()
+
+
+def _execute(run: Run, data, model, epochs: int, cfg: TrainConfig, resume: bool,
+             device: torch.device, on_batch, log: Callable[[str], None]) -> Result:
     main = dist.is_main()
     trainer = Trainer(cfg, data, model, run, device, epochs, on_batch=on_batch, log=log)
-    if resume:
-        trainer.resume()
+    try:
+        if resume and run.file(CHECKPOINT).is_file():
+            trainer.resume()
+        elif resume and main:
+            # Stopped before its first epoch ended (or before its first checkpoint was
+            # written): start again, dropping any line the checkpoint does not back.
+            log("no checkpoint yet: training starts again from epoch 1")
+            run.write_metrics([])
+    except USER_ERRORS as err:
+        # A damaged checkpoint: the run is failed, and says why where the app reads it.
+        if main:
+            run.write_status(state="failed", error=str(err), pid=None, finished_at=time.time())
+        raise
     if main:
         trainer.stop.install()
         run.file("STOP").unlink(missing_ok=True)

@@ -78,7 +78,7 @@ def run_label(run: Run) -> str:
     try:
         cfg = run.config()
     except RunError:
-        return f"{run.name} · deleted"
+        return f"{run.name} · " + ("damaged" if run.exists else "deleted")
     model = MODELS[cfg["model"]].title if cfg.get("model") in MODELS else cfg.get("model", "?")
     what = f"{model} on {DATASETS[cfg['dataset']].title if cfg.get('dataset') in DATASETS else cfg.get('dataset', '?')}"
     source = origin(run)

@@ -20,6 +20,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.transforms.v2 import functional as TF
 
+from .bitdepth import to_8bit
 from .errors import DatasetError
 from .safe_zip import extract_zip
 from .splits import Loaded, stratified_holdout
@@ -196,7 +197,7 @@ def decode_image(file: Path, size: int, shown: str) -> torch.Tensor:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(file) as img:
                 img.load()
-                img = ImageOps.exif_transpose(img)
+                img = to_8bit(ImageOps.exif_transpose(img))
                 if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
                     rgba = img.convert("RGBA")
                     img = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)

@@ -1,5 +1,7 @@
 """Unpacking a user's .zip with every member checked first: nothing may land outside the
-target folder, and a zip bomb is stopped by counting what is really written."""
+target folder, and a zip bomb is refused before anything is unpacked (by the sizes and the
+compression ratio its directory declares), with the bytes really written counted as well
+in case the directory lies."""
 from __future__ import annotations
 
 import re
@@ -12,6 +14,9 @@ from .errors import DatasetError
 
 MAX_TOTAL_BYTES = 2 * 2 ** 30
 MAX_MEMBERS = 200_000
+# Image files hardly compress (PNG and JPEG already are); 100:1 over many megabytes is a bomb.
+MAX_RATIO = 100
+RATIO_MIN_BYTES = 64 * 2 ** 20
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _COPY_CHUNK = 1 << 20
 
@@ -29,6 +34,26 @@ def member_parts(name: str) -> list[str] | None:
     if norm.endswith("/") or not parts or parts[0] == "__MACOSX" or any(p.startswith(".") for p in parts):
         return None
     return parts
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def _check_not_a_bomb(name: str, planned: list) -> None:
+    declared = sum(info.file_size for info, _ in planned)
+    if declared > MAX_TOTAL_BYTES:
+        raise DatasetError(f"{name} looks like a zip bomb: it unpacks to {_size(declared)}, more than the "
+                           f"{_size(MAX_TOTAL_BYTES)} allowed; refused before unpacking")
+    compressed = max(1, sum(info.compress_size for info, _ in planned))
+    if declared > RATIO_MIN_BYTES and declared / compressed > MAX_RATIO:
+        raise DatasetError(f"{name} looks like a zip bomb: {_size(declared)} compressed into "
+                           f"{_size(compressed)} ({declared / compressed:,.0f}:1, images allow at most "
+                           f"{MAX_RATIO}:1); refused before unpacking")
 
 
 def _is_symlink(info: zipfile.ZipInfo) -> bool:
@@ -55,10 +80,7 @@ def extract_zip(path: Path, dest: Path) -> int:
                 raise DatasetError(f"zip member {info.filename!r} is a symbolic link: refused")
             if parts is not None and not info.is_dir():
                 planned.append((info, parts))
-        declared = sum(info.file_size for info, _ in planned)
-        if declared > MAX_TOTAL_BYTES:
-            raise DatasetError(f"{path.name} unpacks to {declared / 2 ** 30:.1f} GiB, more than the "
-                               f"{MAX_TOTAL_BYTES // 2 ** 30} GiB allowed")
+        _check_not_a_bomb(path.name, planned)
         root = dest.resolve()
         written = 0
         for info, parts in planned:
@@ -74,8 +96,8 @@ def extract_zip(path: Path, dest: Path) -> int:
                     while chunk := src.read(_COPY_CHUNK):
                         written += len(chunk)
                         if written > MAX_TOTAL_BYTES:
-                            raise DatasetError(f"{path.name} unpacks to more than the "
-                                               f"{MAX_TOTAL_BYTES // 2 ** 30} GiB allowed")
+                            raise DatasetError(f"{path.name} looks like a zip bomb: it unpacks to more "
+                                               f"than the {_size(MAX_TOTAL_BYTES)} allowed")
                         out.write(chunk)
             except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError,
                     OSError) as err:
