@@ -136,6 +136,14 @@ def given_settings(args: argparse.Namespace) -> list[str]:
     return sorted(flags.get(k, "--" + k.replace("_", "-")) for k in vars(args) if k in keys)
 
 
+WHERE_FLAGS = ("--device", "--threads")
+
+
+def where_flags(args: argparse.Namespace) -> dict:
+    """--device and --threads as given: where a run trains, which a resume may change."""
+    return {k: v for k, v in vars(args).items() if k in ("device", "threads")}
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The dataset's defaults, then the preset, then the flags given on the command line."""
     flags = vars(args)
@@ -241,13 +249,14 @@ def main(argv: list[str] | None = None) -> int:
     existing = bool(args.run_dir) and (args.resume or Path(args.run_dir).exists())
     try:
         if existing:
-            # The run's own settings, threads included: a resumed run must train as it began.
+            # The run's own settings, threads included: a resumed run must train as it began. Only
+            # where it runs may be changed on purpose (a run started on a GPU resumed on a CPU).
             from tinyvit.runs import open_run
-            cfg = TrainConfig.from_dict(open_run(args.run_dir).config())
-            ignored = given_settings(args)
+            cfg = TrainConfig.from_dict({**open_run(args.run_dir).config(), **where_flags(args)})
+            ignored = [f for f in given_settings(args) if f not in WHERE_FLAGS]
             if ignored:
                 log(f"warning: {'--resume' if args.resume else '--run-dir'} takes every setting from "
-                    f"the run; ignoring {', '.join(ignored)}")
+                    f"the run but --device and --threads; ignoring {', '.join(ignored)}")
         else:
             cfg = config_from_args(args)
         validate(cfg)  # before the device is touched: a bad --device is bad input, not a crash
@@ -255,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         main_process = dist.is_main()
         if existing:
             run, data, model, epochs = prepare_existing(args.run_dir, args.resume, log)
-            cfg = TrainConfig.from_dict(run.config())
+            cfg = TrainConfig.from_dict({**run.config(), **where_flags(args)})
         elif args.run_dir:
             target = Path(args.run_dir)
             run, data, model, epochs = prepare_new(cfg, target.parent, target.name, log)
