@@ -20,6 +20,7 @@ ui.require_router()
 REFRESH = 1.5  # seconds between live updates
 CUSTOM = "(custom)"
 FLASH = "train_flash"  # session key: a message for the next run of the page
+TOAST = "train_toast"  # session key: a toast for the next run of the page
 # Widget keys of the training settings (prefix tf_; model hyperparameters: hp_<model>_<name>).
 SETTINGS = dict(tf_epochs="epochs", tf_batch="batch_size", tf_lr="lr", tf_wd="weight_decay",
                 tf_ls="label_smoothing", tf_schedule="schedule", tf_warmup="warmup_epochs",
@@ -220,6 +221,8 @@ def launch(zipped) -> None:
 # -- the live view ------------------------------------------------------------------------
 def job_panel() -> None:
     st.subheader("Runs")
+    if TOAST in st.session_state:
+        st.toast(st.session_state.pop(TOAST))
     run = ui.run_picker("train", "Show run", help="Any run on disk: a job you launched, one from "
                         "another tab, or an older run to look at its curves.")
     if run is None:
@@ -322,18 +325,27 @@ def actions(run: Run, status: dict) -> None:
             jobs.resume(run)
             st.rerun()
     if state != "running" and not run.readonly:
-        with row.popover("Delete", icon=":material/delete:"):
-            st.write(f"Delete **{run.name}** and all its files?")
-            if st.button("Yes, delete", type="primary", key="delete"):
-                with ui.guard("deleting"):
-                    jobs.delete(run)
-                    ui.forget_deleted(run)
-                    st.toast(f"Deleted {run.name}.")
-                    st.rerun()
+        delete_confirmation(run, row)
     with row:
         ui.hub_pusher(run, "train")
     if run.readonly:
         row.caption(f"{report.origin(run)} run (read-only)")
+
+
+def delete_confirmation(run: Run, row) -> None:
+    """Delete behind a confirmation bound to this run by its keys: once the run is gone the
+    next run's popover is another widget, closed, and a click meant for this one (the
+    browser may still be showing it) matches nothing."""
+    # Stateful (on_change="rerun"): the server, not the browser, decides whether it is open.
+    with row.popover("Delete", icon=":material/delete:", key=f"delete_popover_{run.name}", on_change="rerun"):
+        st.write(f"Delete **{run.name}** and all its files?")
+        if st.button("Yes, delete", type="primary", key=f"delete_{run.name}"):
+            with ui.guard("deleting"):
+                jobs.delete(run)
+                ui.forget_deleted(run)
+                # Shown after the rerun: a toast sent just before it would be lost.
+                st.session_state[TOAST] = f"Deleted {run.name}."
+                st.rerun()
 
 
 def queue_table() -> None:

@@ -513,3 +513,38 @@ def test_push_to_hub_is_offered_only_with_a_token(runs_root, monkeypatch):
     button(at, "Push").click().run()
     assert_clean(at)
     assert "HF_HUB_OFFLINE=1 is set" in texts(at.error)
+
+
+def test_delete_deletes_only_the_run_its_confirmation_names(runs_root):
+    """Issue 8.1: after a delete the page shows the next run; a second click on the
+    confirmation the browser still shows must not delete that run too."""
+    cnn, vit = runs_root / "tiny-cnn", runs_root / "tiny-tinyvit"
+    at = page("pages/train.py")
+    at.selectbox(key="picker_train").set_value(str(cnn)).run()
+    assert "Delete **tiny-cnn** and all its files?" in texts(at.markdown)
+    confirm = button(at, "Yes, delete")
+    opened_for = confirm.id
+    confirm.click().run()
+    assert_clean(at)
+    assert not cnn.exists() and vit.is_dir()
+    assert "Deleted tiny-cnn." in texts(at.toast)
+    assert at.selectbox(key="picker_train").value == str(vit)
+    for stale in [b for b in at.button if b.id == opened_for]:
+        stale.click().run()
+    assert vit.is_dir(), "the confirmation opened for tiny-cnn deleted tiny-tinyvit"
+    # The popover now offered is tiny-tinyvit's own, and it is closed.
+    assert "Delete **tiny-tinyvit** and all its files?" in texts(at.markdown)
+    assert [p.open for p in popovers(at, "Delete")] == [False]
+
+
+def popovers(at: AppTest, label: str) -> list:
+    """The popover blocks labelled `label` (their protos: .open, .id)."""
+    found, stack = [], [at._tree]
+    while stack:
+        node = stack.pop()
+        proto = getattr(node, "proto", None)
+        if proto is not None and type(proto).__name__ == "Block" and proto.WhichOneof("type") == "popover" \
+                and proto.popover.label == label:
+            found.append(proto.popover)
+        stack.extend(getattr(node, "children", {}).values())
+    return found

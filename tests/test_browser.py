@@ -266,3 +266,27 @@ def test_train_watch_predict_and_photograph_every_page(server, browser, shots):
         compare_only(page, [DEMO_VIT, DEMO_CNN])
     screenshot(page, shots, "compare")
     page.close()
+
+
+def test_delete_closes_its_confirmation_and_spares_the_next_run(server, browser):
+    """Issue 8.1: the confirmation closes with its run; the next run is not offered for
+    deletion in a popover the user already had open."""
+    url, root, _ = server
+    for name in ("del-a", "del-b"):
+        shutil.copytree(root / "tiny-cnn", root / name)
+    page = browser.new_page(viewport={"width": WIDTH, "height": 900})
+    page.goto(f"{url}/train")
+    settle(page, timeout=120_000)
+    if "del-a" not in page.get_by_label("Show run", exact=True).input_value():
+        pick(page, "Show run", "del-a")
+    page.get_by_role("button", name="Delete").click()
+    page.get_by_text("Delete del-a and all its files?").wait_for()
+    page.get_by_role("button", name="Yes, delete").click()
+    page.get_by_text("Deleted del-a.").wait_for()
+    settle(page)
+    no_exception(page)
+    assert not (root / "del-a").exists() and (root / "del-b").is_dir()
+    page.wait_for_timeout(1500)  # a live refresh or two
+    assert page.get_by_text("and all its files?").filter(visible=True).count() == 0
+    assert page.get_by_role("button", name="Yes, delete").filter(visible=True).count() == 0
+    page.close()
