@@ -38,6 +38,7 @@ def device() -> tuple[str, str]:
 
 def home() -> None:
     st.title("TinyViT Lab")
+    ui.space_notice()
     st.markdown(
         "Train the slides' small **Vision Transformer** and **CNN** baselines on image datasets, "
         "then look inside them: live training curves, predictions with attention maps and "
@@ -125,4 +126,5 @@ with st.sidebar:
     # Always refreshing (reading a few small status files), so a job launched in another tab
     # or one that just ended shows up here without a click.
     st.fragment(run_every=SIDEBAR_REFRESH)(sidebar_jobs)()
+    ui.keep_browser_token()
 nav.run()

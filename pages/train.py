@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import streamlit as st
 
-from tinyvit import appdata, charts, jobs, report, ui
+from tinyvit import appdata, charts, jobs, report, space, ui
 from tinyvit.config import PRESETS, SCHEDULES, ConfigError, TrainConfig, apply_preset, defaults_for
 from tinyvit.data import DATASETS
 from tinyvit.models import MODELS
 from tinyvit.models.vit import NORMS
-from tinyvit.runs import ACTIVE, Run, RunError, checkpoint_path
+from tinyvit.runs import ACTIVE, Run, RunError
 
 ui.require_router()
 
 REFRESH = 1.5  # seconds between live updates
+ENDED_UNEXPECTEDLY = "the training process ended unexpectedly"  # Run.status() for a dead pid
 CUSTOM = "(custom)"
 FLASH = "train_flash"  # session key: a message for the next run of the page
 TOAST = "train_toast"  # session key: a toast for the next run of the page
@@ -40,15 +41,24 @@ def form_defaults(dataset: str, preset: str | None = None) -> dict:
 def _set_settings(values: dict) -> None:
     for key, name in SETTINGS.items():
         value = values[name]
+        if name == "epochs":
+            value = _capped_epochs(value)
         # Streamlit keeps a number input's type: floats stay floats, whole numbers ints.
         st.session_state[key] = float(value) if name in ("lr", "weight_decay", "label_smoothing",
                                                          "warmup_epochs") else value
+
+
+def _capped_epochs(epochs: int) -> int:
+    limit = space.space_limits()["max_epochs"]
+    return min(int(epochs), limit) if limit else int(epochs)
 
 
 def _init_state() -> None:
     """First visit: the default dataset's settings (later visits keep the user's values)."""
     if "tf_dataset" not in st.session_state:
         _set_settings(form_defaults(TrainConfig.dataset))
+    elif "tf_epochs" in st.session_state:
+        st.session_state["tf_epochs"] = _capped_epochs(st.session_state["tf_epochs"])
     for key, value in dict(tf_preset=CUSTOM, tf_dataset=TrainConfig.dataset, tf_model=TrainConfig.model,
                            tf_subset=0, tf_img_size=32, tf_threads=0).items():
         st.session_state.setdefault(key, value)
@@ -138,9 +148,11 @@ def model_settings(model: str) -> None:
 
 
 def training_settings() -> None:
+    limits = space.space_limits()
     c = st.columns(2)
-    c[0].number_input("Epochs", min_value=1, max_value=1000, step=1, key="tf_epochs",
-                      help="the dataset's usual length (100 for CIFAR/STL, as the slides)")
+    c[0].number_input("Epochs", min_value=1, max_value=limits["max_epochs"] or 1000, step=1, key="tf_epochs",
+                      help="the dataset's usual length (100 for CIFAR/STL, as the slides)"
+                           + (f"; at most {limits['max_epochs']} here" if limits["max_epochs"] else ""))
     c[1].number_input("Batch size", min_value=1, max_value=4096, step=1, key="tf_batch")
     c[0].number_input("Learning rate (AdamW)", min_value=1e-6, max_value=1.0, step=1e-4, format="%.1e",
                       key="tf_lr")
@@ -153,8 +165,8 @@ def training_settings() -> None:
     c[1].number_input("Seed", min_value=0, max_value=2 ** 31 - 1, step=1, key="tf_seed")
     c[0].number_input("Images per class", min_value=0, max_value=100_000, step=10, key="tf_subset",
                       help="0 = all; a small number makes a quick run")
-    c[1].number_input("CPU threads", min_value=0, max_value=256, step=1, key="tf_threads",
-                      help="0 = all cores")
+    c[1].number_input("CPU threads", min_value=0, max_value=limits["threads"] or 256, step=1, key="tf_threads",
+                      help=f"0 = {limits['threads']}, the most allowed here" if limits["threads"] else "0 = all cores")
     st.toggle("Augmentation", key="tf_augment", help="the dataset's flips/crops/shifts while training")
 
 
@@ -211,7 +223,7 @@ def launch(zipped) -> None:
             if "error" in summary:
                 raise ConfigError(summary["error"])
             cfg.data_path = str(jobs.save_upload(upload.getvalue(), upload.name))
-        run = jobs.launch(cfg)
+        run = jobs.launch(cfg, owner=ui.browser_token())
         ui.select_run("train", run)
         # Redraw the whole page (job list in the sidebar, live view), with the news on top.
         st.session_state[FLASH] = f"Launched **{run.name}**: it is shown on the right."
@@ -221,6 +233,7 @@ def launch(zipped) -> None:
 # -- the live view ------------------------------------------------------------------------
 def job_panel() -> None:
     st.subheader("Runs")
+    ui.admin_login()
     if TOAST in st.session_state:
         st.toast(st.session_state.pop(TOAST))
     run = ui.run_picker("train", "Show run", help="Any run on disk: a job you launched, one from "
@@ -277,20 +290,37 @@ def header(run: Run, status: dict, cfg: dict) -> None:
 def state_message(run: Run, status: dict, rows: list[dict]) -> None:
     state = status["state"]
     if state == "queued":
-        st.info(f"Queued: {status.get('message') or 'starting…'}", icon=":material/hourglass_empty:")
+        st.info(f"Queued: {ui.app_text(status.get('message') or 'starting…')}", icon=":material/hourglass_empty:")
     elif state in ("failed", "diverged"):
-        st.error(f"Training {state}: {status.get('error') or 'no message'}", icon=":material/error:")
+        st.error(f"Training {state}: {ui.app_text(failure_reason(run, status))}", icon=":material/error:")
         tail = jobs.log_tail(run)
         if tail:
             with st.expander("Trainer output (train.log)"):
                 st.code(tail, language=None)
     elif state == "stopped":
-        st.warning(f"Stopped: {status.get('message') or 'by request'}", icon=":material/stop_circle:")
+        where = f"after {ui.plural(len(rows), 'epoch')}" if rows else "before its first epoch ended"
+        st.warning(f"Stopped {where}.", icon=":material/stop_circle:")
     elif state == "finished":
         test = run.test_metrics() or {}
         acc = f" Test accuracy **{100 * test['accuracy']:.1f}%**." if "accuracy" in test else ""
-        st.success(f"Finished after {len(rows)} epochs.{acc}", icon=":material/check_circle:")
+        st.success(f"Finished after {ui.plural(len(rows), 'epoch')}.{acc}", icon=":material/check_circle:")
         st.page_link("pages/metrics.py", label="See all metrics", icon=":material/analytics:")
+    if state in ("stopped", "failed", "diverged") and not run.readonly:
+        problem = resume_problem(run)
+        if problem is None:
+            st.caption(f"Resume continues from epoch {len(rows) + 1}.")
+        else:
+            st.caption(f"Resume is not offered: {problem}.", help="Launch a new run with the same settings instead.")
+
+
+def failure_reason(run: Run, status: dict) -> str:
+    """status.json's error; when the process died without writing one, train.py's own last
+    `error:` line from its log (e.g. a damaged checkpoint on resume)."""
+    error = status.get("error") or ""
+    logged = jobs.log_error(run)
+    if logged and (not error or error == ENDED_UNEXPECTEDLY):
+        return logged
+    return error or "no message"
 
 
 def progress(status: dict, rows: list[dict], cfg: dict) -> None:
@@ -310,26 +340,44 @@ def progress(status: dict, rows: list[dict], cfg: dict) -> None:
 def actions(run: Run, status: dict) -> None:
     state = status["state"]
     row = st.container(horizontal=True, vertical_alignment="center")
-    if state in ACTIVE and row.button("Stop", icon=":material/stop:", key="stop",
-                                      help="ends after the current batch, keeping the last complete epoch"):
+    # Keys carry the run's name, like Delete's: a click is never applied to another run.
+    mine = not run.readonly and ui.may_control(run)
+    if mine and state in ACTIVE and row.button(
+            "Stop", icon=":material/stop:", key=f"stop_{run.name}",
+            help="ends after the current batch, keeping the last complete epoch"):
         with ui.guard("stopping"):
+            _check_control(run)
             done = jobs.stop(run)
             st.toast("Cancelled the queued job." if done == "cancelled"
                      else "Stop requested: the job ends after the current batch.")
             st.rerun()
-    resumable = state in ("stopped", "failed", "diverged") and checkpoint_path(run).is_file() \
-        and not run.readonly
-    if resumable and row.button("Resume", icon=":material/play_arrow:", key="resume",
-                                help="continue from the last complete epoch"):
+    if mine and state in ("stopped", "failed", "diverged") and resume_problem(run) is None and row.button(
+            "Resume", icon=":material/play_arrow:", key=f"resume_{run.name}",
+            help="continue from the last complete epoch"):
         with ui.guard("resuming"):
+            _check_control(run)
             jobs.resume(run)
             st.rerun()
-    if state != "running" and not run.readonly:
+    if mine and state != "running":
         delete_confirmation(run, row)
     with row:
         ui.hub_pusher(run, "train")
     if run.readonly:
         row.caption(f"{report.origin(run)} run (read-only)")
+    elif not mine:
+        row.caption("Launched from another browser: you can watch it, not stop, resume or delete it.")
+
+
+def _check_control(run: Run) -> None:
+    """Checked again when the click arrives, not only when the button was drawn."""
+    if not ui.may_control(run):
+        raise RunError(f"{run.name} was launched from another browser: only that browser (or the "
+                       "Space's owner) may change it")
+
+
+def resume_problem(run: Run) -> str | None:
+    """Why `run` cannot be resumed (no checkpoint yet, or one that fails its checks), or None."""
+    return appdata.checkpoint_problem(run)
 
 
 def delete_confirmation(run: Run, row) -> None:
@@ -341,6 +389,7 @@ def delete_confirmation(run: Run, row) -> None:
         st.write(f"Delete **{run.name}** and all its files?")
         if st.button("Yes, delete", type="primary", key=f"delete_{run.name}"):
             with ui.guard("deleting"):
+                _check_control(run)
                 jobs.delete(run)
                 ui.forget_deleted(run)
                 # Shown after the rerun: a toast sent just before it would be lost.
@@ -367,6 +416,7 @@ def queue_table() -> None:
 
 _init_state()
 st.title("Train")
+ui.space_notice()
 form_col, view_col = st.columns([2, 3], gap="large")
 with form_col:
     launch_form()

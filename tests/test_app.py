@@ -7,6 +7,7 @@ import io
 import json
 import os
 import shutil
+import subprocess
 import time
 import zipfile
 from pathlib import Path
@@ -18,7 +19,7 @@ from streamlit.testing.v1 import AppTest
 from tinyvit import hub, jobs
 from tinyvit.checkpoint import CHECKPOINT
 from tinyvit.config import PRESETS, TrainConfig, defaults_for
-from tinyvit.runs import READONLY_MARK, Run, list_runs, pid_alive
+from tinyvit.runs import READONLY_MARK, Run, RunError, list_runs, pid_alive
 
 REPO = Path(__file__).resolve().parent.parent
 PAGES = ["pages/train.py", "pages/predict.py", "pages/metrics.py", "pages/compare.py"]
@@ -304,7 +305,7 @@ def test_failed_and_diverged_runs_show_their_error(runs_root):
                                ("tiny-tinyvit", "diverged", "the loss became nan at epoch 2: lower --lr")):
         Run(runs_root / name).write_status(state=state, error=error, pid=None)
     at = page("pages/train.py")
-    for name, error in (("tiny-cnn", "CUDA out of memory"), ("tiny-tinyvit", "lower --lr")):
+    for name, error in (("tiny-cnn", "CUDA out of memory"), ("tiny-tinyvit", "lower learning rate")):
         at.selectbox(key="picker_train").set_value(str(runs_root / name)).run()
         assert_clean(at)
         assert error in texts(at.error)
@@ -548,3 +549,56 @@ def popovers(at: AppTest, label: str) -> list:
             found.append(proto.popover)
         stack.extend(getattr(node, "children", {}).values())
     return found
+
+
+def all_text(at: AppTest) -> str:
+    """Every message, caption and markdown the page shows."""
+    return "\n".join(texts(getattr(at, kind)) for kind in ("error", "warning", "info", "success", "caption",
+                                                           "markdown", "toast"))
+
+
+def damage(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF  # in the last tensor's bytes: the file still parses, the checksum fails
+    path.write_bytes(bytes(data))
+
+
+def test_a_damaged_checkpoint_is_named_and_resume_is_not_offered(runs_root):
+    """Issue 8.14 (the page): the reason shows on the page, and no Resume that would fail."""
+    run = Run(runs_root / "tiny-cnn")
+    run.write_status(state="stopped", pid=None, message="stopped after epoch 2; --resume continues from there")
+    damage(run.file(CHECKPOINT))
+    at = page("pages/train.py")
+    at.selectbox(key="picker_train").set_value(str(run.path)).run()
+    assert_clean(at)
+    assert "Resume" not in [b.label for b in at.button]
+    assert "Resume is not offered: the checkpoint failed its checksum" in texts(at.caption)
+    with pytest.raises(RunError, match="failed its checksum"):
+        jobs.resume(run)
+    assert run.status()["state"] == "stopped"  # refused before anything started
+
+
+def test_a_resume_that_died_shows_the_trainers_reason(runs_root):
+    run = Run(runs_root / "tiny-cnn")
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    run.write_status(state="running", pid=proc.pid, error=None)  # a dead pid: Run.status() says failed
+    run.file(jobs.LOG_NAME).write_text(f"error: checkpoint {run.path}/checkpoint.safetensors failed its "
+                                       "checksum: it was modified or damaged\n")
+    at = page("pages/train.py")
+    at.selectbox(key="picker_train").set_value(str(run.path)).run()
+    assert_clean(at)
+    assert "Training failed: checkpoint" in texts(at.error) and "failed its checksum" in texts(at.error)
+
+
+def test_one_epoch_is_singular_and_no_command_line_flags_show(runs_root):
+    run = Run(runs_root / "tiny-cnn")
+    run.write_metrics(run.metrics()[:1])
+    at = page("pages/train.py")
+    at.selectbox(key="picker_train").set_value(str(run.path)).run()
+    assert "Finished after 1 epoch." in texts(at.success)
+    run.write_status(state="stopped", message="stopped after epoch 1; --resume continues from there")
+    at.run()
+    assert "Stopped after 1 epoch." in texts(at.warning)
+    assert "Resume continues from epoch 2." in texts(at.caption)
+    assert "--" not in all_text(at)

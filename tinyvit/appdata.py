@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from .checkpoint import WEIGHTS
+from .checkpoint import CHECKPOINT, WEIGHTS, CheckpointError, verify
 from .inference import LoadedRun, load_run
 from .runs import Run, RunError
 from .samples import load_samples
@@ -63,3 +63,21 @@ def check_zip_upload(upload, img_size: int | None) -> dict:
     """The dataset summary of an uploaded zip (see jobs.check_zip_dataset), or {"error": message}.
     Keyed by the upload's id: each upload is unpacked and decoded once, not on every click."""
     return _zip_check(upload.file_id, img_size, upload.getvalue(), upload.name)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _checkpoint_problem(path: str, mtime_ns: int) -> str | None:
+    try:
+        verify(path)
+    except CheckpointError as err:
+        return str(err).replace(path, "the checkpoint").replace("checkpoint the checkpoint", "the checkpoint")
+    return None
+
+
+def checkpoint_problem(run: Run) -> str | None:
+    """Why `run` cannot be resumed from its checkpoint, or None when it can. Checked once per
+    version of the file (the checksum reads the whole file)."""
+    mtime = _mtime(run, CHECKPOINT)
+    if mtime is None:
+        return "it stopped before its first epoch ended, so there is no checkpoint to continue from"
+    return _checkpoint_problem(str(run.file(CHECKPOINT).resolve()), mtime)
