@@ -14,6 +14,7 @@ from tinyvit.data import DATASETS
 from tinyvit.models import MODELS
 from tinyvit.models.vit import NORMS
 from tinyvit.runs import ACTIVE, Run, RunError
+from tinyvit.steps import read_steps
 
 ui.require_router()
 
@@ -260,13 +261,16 @@ def live_view(path: str, polling: bool) -> None:
     with ui.guard("the live view"):
         if _polling(run) != polling:
             st.rerun()  # a job started or ended: redraw the page (picker labels, polling on/off)
-        status, rows, cfg = run.status(), run.metrics(), run.config()
+        # One read of the run per refresh: the chart and the numbers beside it show the same moment.
+        status, rows, steps, cfg = run.status(), run.metrics(), read_steps(run), run.config()
         header(run, status, cfg)
         state_message(run, status, rows)
         if status["state"] == "running":
             progress(status, rows, cfg)
+        latest_numbers(rows, steps)
         epochs = status.get("epochs") or cfg.get("epochs")
-        st.plotly_chart(charts.loss_accuracy(rows, epochs=int(epochs) if epochs else None), key="live_chart")
+        st.plotly_chart(charts.loss_accuracy(rows, epochs=int(epochs) if epochs else None, steps=steps),
+                        key="live_chart")
         actions(run, status)
         queue_table()
 
@@ -330,11 +334,27 @@ def progress(status: dict, rows: list[dict], cfg: dict) -> None:
     st.progress(min(1.0, len(rows) / epochs), text=f"Epoch {epoch + 1} of {epochs}")
     if batches:
         st.progress(min(1.0, batch / batches), text=f"Batch {batch} of {batches}")
-    cols = st.columns(3)
+    cols = st.columns(2)
     cols[0].metric("Time left", report.format_seconds(report.time_left(status, rows)))
     if rows:
-        cols[1].metric("Val accuracy", f"{100 * rows[-1]['val_accuracy']:.1f}%")
-        cols[2].metric("Images / s", f"{rows[-1].get('images_per_second', 0):,.0f}")
+        cols[1].metric("Images / s", f"{rows[-1].get('images_per_second', 0):,.0f}")
+
+
+def latest_numbers(rows: list[dict], steps: list[dict]) -> None:
+    """The chart's last points as numbers: training (smoothed) and the last validation."""
+    if not rows and not steps:
+        return
+    if steps:
+        at, loss, acc = steps[-1]["epoch"], steps[-1]["loss_smooth"], steps[-1]["accuracy_smooth"]
+    else:
+        at, loss, acc = rows[-1]["epoch"], rows[-1].get("train_loss"), rows[-1].get("train_accuracy")
+    cols = st.columns(3)
+    cols[0].metric("Train loss", f"{loss:.3f}" if isinstance(loss, (int, float)) else "–",
+                   help=f"at epoch {at:.2f}" + (", smoothed over the last batches" if steps else ""))
+    cols[1].metric("Train accuracy", f"{100 * acc:.1f}%" if isinstance(acc, (int, float)) else "–")
+    val = rows[-1].get("val_accuracy") if rows else None
+    cols[2].metric("Val accuracy", f"{100 * val:.1f}%" if isinstance(val, (int, float)) else "–",
+                   help=f"after epoch {rows[-1]['epoch']}" if rows else "after the first epoch")
 
 
 def actions(run: Run, status: dict) -> None:
