@@ -23,10 +23,15 @@ ENDED_UNEXPECTEDLY = "the training process ended unexpectedly"  # Run.status() f
 CUSTOM = "(custom)"
 FLASH = "train_flash"  # session key: a message for the next run of the page
 TOAST = "train_toast"  # session key: a toast for the next run of the page
+FILLED = "tf__filled"  # session key: the settings as last filled in from defaults or a preset
+DATASET_NOTE = "tf__dataset_note"  # session key: what the last dataset change reset and kept
 # Widget keys of the training settings (prefix tf_; model hyperparameters: hp_<model>_<name>).
 SETTINGS = dict(tf_epochs="epochs", tf_batch="batch_size", tf_lr="lr", tf_wd="weight_decay",
                 tf_ls="label_smoothing", tf_schedule="schedule", tf_warmup="warmup_epochs",
                 tf_augment="augment", tf_seed="seed")
+LABELS = dict(tf_epochs="epochs", tf_batch="batch size", tf_lr="learning rate", tf_wd="weight decay",
+              tf_ls="label smoothing", tf_schedule="LR schedule", tf_warmup="warmup epochs",
+              tf_augment="augmentation", tf_seed="seed")
 
 
 # -- the form's state ---------------------------------------------------------------------
@@ -39,14 +44,26 @@ def form_defaults(dataset: str, preset: str | None = None) -> dict:
     return values
 
 
-def _set_settings(values: dict) -> None:
+def _widget_values(values: dict) -> dict:
+    """Settings as the form's widgets hold them, by widget key."""
+    out = {}
     for key, name in SETTINGS.items():
         value = values[name]
         if name == "epochs":
             value = _capped_epochs(value)
         # Streamlit keeps a number input's type: floats stay floats, whole numbers ints.
-        st.session_state[key] = float(value) if name in ("lr", "weight_decay", "label_smoothing",
-                                                         "warmup_epochs") else value
+        out[key] = float(value) if name in ("lr", "weight_decay", "label_smoothing", "warmup_epochs") else value
+    return out
+
+
+def _set_settings(values: dict, keep: set[str] = frozenset()) -> None:
+    """Fill the settings from `values`, except the widget keys in `keep`; remember what was
+    filled in, so a later dataset change can tell the user's edits from defaults."""
+    filled = _widget_values(values)
+    for key, value in filled.items():
+        if key not in keep:
+            st.session_state[key] = value
+    st.session_state[FILLED] = filled
 
 
 def _capped_epochs(epochs: int) -> int:
@@ -77,13 +94,33 @@ def _hp_widget_value(name: str, value):
 
 
 def _on_dataset() -> None:
-    _set_settings(form_defaults(st.session_state["tf_dataset"]))
+    """The new dataset's defaults, except for the settings the user changed: those are kept,
+    and the form says which were reset and which kept."""
+    dataset = st.session_state["tf_dataset"]
+    filled = st.session_state.get(FILLED, {})
+    edited = {key for key in SETTINGS if key in filled and st.session_state.get(key) != filled[key]}
+    before = {key: st.session_state.get(key) for key in SETTINGS}
+    _set_settings(form_defaults(dataset), keep=edited)
     st.session_state["tf_preset"] = CUSTOM
+    reset = [f"{LABELS[k]} {_show(before[k])} → {_show(st.session_state[k])}" for k in SETTINGS
+             if k not in edited and before[k] != st.session_state[k]]
+    notes = []
+    if reset:
+        notes.append(f"Set to {DATASETS[dataset].title}'s defaults: {', '.join(reset)}.")
+    if edited:
+        notes.append("Kept your " + ", ".join(f"{LABELS[k]} ({_show(st.session_state[k])})" for k in SETTINGS
+                                              if k in edited) + ".")
+    st.session_state[DATASET_NOTE] = " ".join(notes) or None
+
+
+def _show(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _on_preset() -> None:
     """Fill the form from one of the slides' presets."""
     name = st.session_state["tf_preset"]
+    st.session_state[DATASET_NOTE] = None
     if name == CUSTOM:
         return
     values = form_defaults(PRESETS[name]["dataset"], name)
@@ -135,7 +172,7 @@ def model_settings(model: str) -> None:
         key, col = f"hp_{model}_{hp}", cols[i % 2]
         label = hp.replace("_", " ").capitalize()
         if hp == "norm":
-            col.selectbox("LayerNorm", NORMS, key=key, help="post = the slides (nn.TransformerEncoderLayer); "
+            col.selectbox("LayerNorm", NORMS, key=key, help="post = the study (nn.TransformerEncoderLayer); "
                           "pre = more stable for new runs")
         elif hp == "widths":
             col.text_input("Widths", key=key, help="channels per stage, comma-separated")
@@ -152,14 +189,14 @@ def training_settings() -> None:
     limits = space.space_limits()
     c = st.columns(2)
     c[0].number_input("Epochs", min_value=1, max_value=limits["max_epochs"] or 1000, step=1, key="tf_epochs",
-                      help="the dataset's usual length (100 for CIFAR/STL, as the slides)"
+                      help="the dataset's usual length (100 for CIFAR/STL, as in the study)"
                            + (f"; at most {limits['max_epochs']} here" if limits["max_epochs"] else ""))
     c[1].number_input("Batch size", min_value=1, max_value=4096, step=1, key="tf_batch")
     c[0].number_input("Learning rate (AdamW)", min_value=1e-6, max_value=1.0, step=1e-4, format="%.1e",
                       key="tf_lr")
     c[1].number_input("Weight decay", min_value=0.0, max_value=1.0, step=0.01, format="%.3f", key="tf_wd")
     c[0].selectbox("LR schedule", SCHEDULES, key="tf_schedule",
-                   help="constant = the slides; cosine decays to 0 (the small-data recipe)")
+                   help="constant = the study; cosine decays to 0 (the small-data recipe)")
     c[1].number_input("Warmup epochs", min_value=0.0, max_value=100.0, step=0.5, format="%.1f",
                       key="tf_warmup", help="linear warmup before the schedule")
     c[0].number_input("Label smoothing", min_value=0.0, max_value=0.9, step=0.05, key="tf_ls")
@@ -174,12 +211,14 @@ def training_settings() -> None:
 def launch_form() -> None:
     st.subheader("New training run")
     st.selectbox("Start from", [CUSTOM, *PRESETS], key="tf_preset", on_change=_on_preset,
-                 help="The slides' setups (CIFAR-10/100, STL-10; they need the dataset files or a download)")
+                 help="The study's setups (CIFAR-10/100, STL-10; they need the dataset files or a download)")
     c = st.columns(2)
     c[0].selectbox("Dataset", list(DATASETS), key="tf_dataset", on_change=_on_dataset,
                    format_func=lambda d: DATASETS[d].title + ("" if DATASETS[d].offline else " (download)"))
     c[1].selectbox("Model", list(MODELS), key="tf_model", format_func=lambda m: MODELS[m].title)
     dataset, model = st.session_state["tf_dataset"], st.session_state["tf_model"]
+    if st.session_state.get(DATASET_NOTE):
+        st.info(st.session_state[DATASET_NOTE], icon=":material/tune:")
     st.caption(f"{DATASETS[dataset].description}  \n{MODELS[model].description}")
     zipped = zip_dataset() if dataset == "imagefolder" else None
     with st.expander("Training settings", expanded=True):

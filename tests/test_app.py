@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -323,6 +324,8 @@ def test_bad_dataset_zips_are_named_and_nothing_is_written(app_env, members, pro
     at.file_uploader(key="zip_upload").set_value(("pets.zip", data, "application/zip")).run()
     assert_clean(at)
     assert problem in texts(at.error)
+    # The user's own file name, not the stored copy's (stem plus a content hash).
+    assert "pets.zip" in texts(at.error) and not re.search(r"-[0-9a-f]{10}\.zip", texts(at.error))
     button(at, "Launch training").click().run()
     assert_clean(at)
     assert problem in texts(at.error)
@@ -602,3 +605,77 @@ def test_one_epoch_is_singular_and_no_command_line_flags_show(runs_root):
     assert "Stopped after 1 epoch." in texts(at.warning)
     assert "Resume continues from epoch 2." in texts(at.caption)
     assert "--" not in all_text(at)
+
+
+def page_text(at: AppTest) -> str:
+    """Everything the page sends to the browser: texts, labels, help texts, options."""
+    out, stack = [], [at._tree]
+    while stack:
+        node = stack.pop()
+        if getattr(node, "proto", None) is not None:
+            out.append(str(node.proto))
+        stack.extend(getattr(node, "children", {}).values())
+    return "\n".join(out)
+
+
+def test_changing_the_dataset_keeps_what_the_user_typed_and_says_what_was_reset():
+    at = page("pages/train.py")
+    at.number_input(key="tf_epochs").set_value(4).run()
+    at.selectbox(key="tf_dataset").set_value("cifar10").run()
+    assert_clean(at)
+    values = form_values(at)
+    assert values["epochs"] == 4  # typed by the user: kept
+    assert values["batch_size"] == PRESETS["seed-cifar10-tinyvit"]["batch_size"]  # a default: CIFAR-10's
+    note = texts(at.info)
+    assert "Kept your epochs (4)" in note
+    assert "Set to CIFAR-10's defaults" in note and "batch size 32 → 64" in note and "epochs 40" not in note
+    # Untouched settings follow the dataset back, too.
+    at.selectbox(key="tf_dataset").set_value("digits").run()
+    assert form_values(at)["batch_size"] == defaults_for("digits")["batch_size"]
+    assert form_values(at)["epochs"] == 4
+
+
+@pytest.mark.parametrize("path", [None, *PAGES])
+def test_the_study_is_named_once_on_home_and_no_flags_show(runs_root, path):
+    at = page(path)
+    assert_clean(at)
+    text = page_text(at)
+    assert "slides" not in text.lower()
+    assert not re.search(r"(?<![\w-])--[a-z]", text), re.findall(r".{40}--[a-z].{20}", text)
+    if path is None:
+        intro = texts(at.markdown)
+        assert "TinyViT: A Small Vision Transformer" in intro and "Lucian Dorin Crainic" in intro
+        assert "Sapienza" in intro and "2024/2025" in intro
+
+
+def test_moving_the_opacity_redraws_the_overlay_without_recomputing_maps(runs_root, monkeypatch):
+    from tinyvit import analysis
+    calls = []
+    real = analysis.explain
+    monkeypatch.setattr(analysis, "explain", lambda *a, **k: calls.append(a[2:]) or real(*a, **k))
+    at = page("pages/predict.py")
+    at.selectbox(key="picker_predict").set_value(str(runs_root / "tiny-tinyvit")).run()
+    at.radio(key="pred_source").set_value("Upload images").run()
+    shown = len(calls)  # the saved test image shown first
+    at.file_uploader(key="pred_files").set_value(
+        [(f"d{i}.png", png(size=(40 + i, 40)), "image/png") for i in range(3)]).run()
+    assert_clean(at)
+    computed = len(calls)
+    assert computed == shown + 3
+    before = [c.url for img in at.image for c in img.proto.imgs]
+    at.slider(key="pred_opacity").set_value(0.9).run()
+    at.selectbox(key="pred_cmap").set_value(at.selectbox(key="pred_cmap").options[1]).run()
+    assert_clean(at)
+    assert len(calls) == computed  # the same maps, drawn again
+    assert [c.url for img in at.image for c in img.proto.imgs] != before  # the overlays did change
+    at.selectbox(key="pred_method_vit").set_value("gradcam").run()
+    assert len(calls) == computed + 3  # another map: computed once per image
+
+
+def test_the_per_epoch_csv_is_in_percent(runs_root):
+    from tinyvit import report
+    rows = Run(runs_root / "tiny-cnn").metrics()
+    frame = report.epochs_frame(rows)
+    assert list(frame["val_accuracy %"]) == pytest.approx([100 * r["val_accuracy"] for r in rows])
+    assert list(frame["val_mcc %"]) == pytest.approx([100 * r["val_mcc"] for r in rows])
+    assert list(frame["train_loss"]) == pytest.approx([r["train_loss"] for r in rows])  # not a score

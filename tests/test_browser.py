@@ -196,11 +196,16 @@ def chart_points(page) -> int:
 def test_train_watch_predict_and_photograph_every_page(server, browser, shots):
     url, root, demos = server
     page = browser.new_page(viewport={"width": WIDTH, "height": 900})
+    fonts = []  # requests to Google's font servers (they fail offline)
+    page.on("request", lambda r: fonts.append(r.url) if re.search(r"//fonts\.(gstatic|googleapis)\.com", r.url) else None)
 
     page.goto(url)
     settle(page, timeout=120_000)  # the first script run imports torch
     page.get_by_text("Runs on disk").wait_for()
     no_exception(page)
+    # The page icon is drawn in the browser, not fetched.
+    assert page.evaluate("() => document.querySelector(\"link[rel='shortcut icon']\").href").startswith("data:")
+    assert fonts == []
     screenshot(page, shots, "home")
 
     # Train: a short digits job, launched from the form.

@@ -6,7 +6,12 @@ server's memory does not grow as users click through many runs.
 """
 from __future__ import annotations
 
+import hashlib
+
 import streamlit as st
+import torch
+
+from . import analysis
 
 from .checkpoint import CHECKPOINT, WEIGHTS, CheckpointError, verify
 from .inference import LoadedRun, load_run
@@ -39,6 +44,24 @@ def load_model(run: Run) -> LoadedRun:
     if mtime is None:
         raise RunError(f"{run.name} has no trained weights yet: wait until its first epoch ends")
     return _model(str(run.path.resolve()), mtime)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _explanation(model_key: tuple, image_digest: str, method: str, layer: int, head: int | None,
+                 _loaded: LoadedRun, _x: torch.Tensor) -> analysis.Explanation:
+    return analysis.explain(_loaded, _x, method, layer, head)
+
+
+def explain(loaded: LoadedRun, x: torch.Tensor, method: str, layer: int = -1,
+            head: int | None = None) -> analysis.Explanation:
+    """analysis.explain, once per model, image and map settings: moving the opacity or
+    changing the colour map only redraws the overlay."""
+    digest = hashlib.sha256(x.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
+    try:  # new weights (a run that trained further) are a new model
+        model_key = (str(loaded.path), (loaded.path / WEIGHTS).stat().st_mtime_ns)
+    except OSError:
+        model_key = (str(loaded.path), id(loaded.model))
+    return _explanation(model_key, digest, method, layer, head, loaded, x)
 
 
 def load_run_samples(run: Run) -> dict | None:

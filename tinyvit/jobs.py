@@ -257,7 +257,9 @@ def check_zip_dataset(data: bytes, filename: str, img_size: int | None = None) -
         try:
             splits = load_dataset("imagefolder", path=path, img_size=img_size)
         except DatasetError as err:
-            raise DatasetError(f"{filename}: {err}") from None
+            # The message names the stored copy (stem plus hash); the user knows their own name.
+            message = str(err).replace(str(path), filename).replace(path.name, filename)
+            raise DatasetError(message if filename in message else f"{filename}: {message}") from None
     return {"class_names": list(splits.class_names), "img_size": splits.img_size,
             "in_chans": splits.in_chans, "train": len(splits.train_y), "val": len(splits.val_y),
             "test": len(splits.test_y)}
