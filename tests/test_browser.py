@@ -277,8 +277,12 @@ def test_delete_closes_its_confirmation_and_spares_the_next_run(server, browser)
     for name in ("del-a", "del-b"):
         shutil.copytree(root / "tiny-cnn", root / name)
     page = browser.new_page(viewport={"width": WIDTH, "height": 900})
-    page.goto(f"{url}/train")
+    page.goto(url)  # a fresh server routes a deep link only once app.py has run
     settle(page, timeout=120_000)
+    page.get_by_text("Runs on disk").wait_for(timeout=120_000)  # torch imported: one session at a time
+    page.goto(f"{url}/train")
+    settle(page)
+    page.get_by_label("Show run", exact=True).wait_for(timeout=60_000)
     if "del-a" not in page.get_by_label("Show run", exact=True).input_value():
         pick(page, "Show run", "del-a")
     page.get_by_role("button", name="Delete").click()
@@ -292,3 +296,80 @@ def test_delete_closes_its_confirmation_and_spares_the_next_run(server, browser)
     assert page.get_by_text("and all its files?").filter(visible=True).count() == 0
     assert page.get_by_role("button", name="Yes, delete").filter(visible=True).count() == 0
     page.close()
+
+
+@pytest.fixture(scope="module")
+def space_server(tmp_path_factory, tiny_runs):
+    """The app as a Hugging Face Space runs it (SPACE_ID set); yields (url, runs folder)."""
+    tmp = tmp_path_factory.mktemp("space")
+    root = tmp / "runs"
+    root.mkdir()
+    (tmp / "demo").mkdir()
+    port = free_port()
+    env = {**os.environ, "TINYVIT_RUNS": str(root), "TINYVIT_DEMO_RUNS": str(tmp / "demo"),
+           "TINYVIT_HUB_RUNS": str(tmp / "hub"), "HF_HUB_OFFLINE": "1", "SPACE_ID": "alice/tinyvit-lab",
+           "SPACE_AUTHOR_NAME": "alice"}
+    for name in ("TINYVIT_MAX_JOBS", "TINYVIT_MAX_EPOCHS", "TINYVIT_THREADS", "TINYVIT_ADMIN_TOKEN", "HF_TOKEN"):
+        env.pop(name, None)
+    with open(tmp / "streamlit.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                                 "--server.port", str(port), "--server.address", "127.0.0.1"],
+                                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_healthy(url, proc)
+            yield url, root
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def test_on_a_space_runs_belong_to_the_browser_that_launched_them(space_server, browser, tiny_runs, shots):
+    """Issue 8.3 and 8.4 in a real browser: the disk notice and caps on Home and Train; the
+    browser keeps its owner token (cookie) across a refresh and a second tab; another
+    browser sees the run read-only."""
+    from tinyvit import owner
+    url, root = space_server
+    alice = browser.new_context(viewport={"width": WIDTH, "height": 900})
+    page = alice.new_page()
+    page.goto(url)
+    settle(page, timeout=120_000)
+    page.get_by_text("Runs on disk").wait_for(timeout=120_000)  # torch imported: one session at a time
+    no_exception(page)
+    page.get_by_text("not persistent").wait_for()
+    page.get_by_text("limited to 30 epochs").wait_for()
+    page.wait_for_function("() => document.cookie.includes('tinyvit_owner=')")
+    token = next(c["value"] for c in alice.cookies() if c["name"] == "tinyvit_owner")
+    assert owner.valid_token(token)
+    # A run Alice launched (its owner file is what jobs.launch writes for her token).
+    shutil.copytree(tiny_runs["cnn"], root / "alices-run")
+    from tinyvit.runs import Run
+    owner.record_owner(Run(root / "alices-run"), token)
+
+    second = alice.new_page()  # a second tab of the same browser, from a plain URL
+    second.goto(f"{url}/train")
+    settle(second, timeout=60_000)
+    second.get_by_text("not persistent").wait_for()
+    assert second.get_by_label("Epochs", exact=True).get_attribute("aria-valuemax") in ("30", None)
+    second.get_by_role("button", name="Delete").wait_for()
+    assert "owner=" not in second.url  # the cookie came back: the key stays out of the URL
+    screenshot(second, shots, "train-space")
+    second.reload()
+    settle(second)
+    second.get_by_role("button", name="Delete").wait_for()  # a refresh keeps the right
+    no_exception(second)
+
+    bob = browser.new_context(viewport={"width": WIDTH, "height": 900}).new_page()
+    bob.goto(f"{url}/train")
+    settle(bob, timeout=60_000)
+    try:
+        bob.get_by_text("Launched from another browser").wait_for(timeout=60_000)
+    finally:
+        screenshot(bob, shots, "train-space-visitor")
+    assert bob.get_by_role("button", name="Delete").count() == 0
+    no_exception(bob)
+    bob.context.close()
+    alice.close()

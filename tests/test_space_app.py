@@ -150,3 +150,13 @@ def test_a_run_without_an_owner_is_read_only_on_a_space_and_free_elsewhere(on_sp
     at = visitor()
     assert "Yes, delete" in labels(at)
     assert "owner" not in at.query_params  # off a Space, no token at all
+
+
+def test_push_to_hub_suggests_the_space_owners_namespace(on_space, finished_run):
+    from tinyvit import hub
+    on_space.setattr(hub, "hub_token", lambda: "hf_test_token")
+    at = page("pages/metrics.py")
+    assert_clean(at)
+    assert at.text_input(key="hub_push_repo_metrics").value == "alice/tiny-cnn"
+    home = page()
+    assert "not persistent" in texts(home.warning) and "HF_TOKEN" not in texts(home.warning)

@@ -309,7 +309,9 @@ def hub_pusher(run: Run, key: str) -> None:
         return
     with st.popover("Push to Hub", icon=":material/cloud_upload:"):
         with st.form(f"hub_push_{key}", border=False):
-            repo = st.text_input("Repository id", placeholder="user/tinyvit-digits", key=f"hub_push_repo_{key}",
+            # On a Space: the Space owner's namespace and the run's name, to start from.
+            repo = st.text_input("Repository id", value=space.suggested_repo_id(run.name),
+                                 placeholder="user/tinyvit-digits", key=f"hub_push_repo_{key}",
                                  help="Created if missing; uses the token from HF_TOKEN, Streamlit secrets "
                                       "or `hf auth login`.")
             private = st.checkbox("Private repository", key=f"hub_private_{key}")
