@@ -19,7 +19,7 @@ from tinyvit.steps import read_steps
 ui.require_router()
 
 REFRESH = 1.5  # seconds between live updates
-ENDED_UNEXPECTEDLY = "the training process ended unexpectedly"  # Run.status() for a dead pid
+DIED = "the training process "  # how Run.status() words a dead pid ("… ended unexpectedly")
 CUSTOM = "(custom)"
 FLASH = "train_flash"  # session key: a message for the next run of the page
 TOAST = "train_toast"  # session key: a toast for the next run of the page
@@ -361,7 +361,7 @@ def failure_reason(run: Run, status: dict) -> str:
     `error:` line from its log (e.g. a damaged checkpoint on resume)."""
     error = status.get("error") or ""
     logged = jobs.log_error(run)
-    if logged and (not error or error == ENDED_UNEXPECTEDLY):
+    if logged and (not error or error.startswith(DIED)):
         return logged
     return error or "no message"
 

@@ -133,10 +133,11 @@ def resume(run: Run, jobs: int | None = None) -> None:
         raise RunError(f"{run.name} is read-only (a demo run or a run loaded from the Hub) and cannot be trained further")
     if not run.file(CHECKPOINT).is_file():
         raise RunError(f"{run.name} has no checkpoint to resume from (it stopped before its first epoch ended)")
-    try:
-        verify(run.file(CHECKPOINT))
-    except CheckpointError as err:
-        raise RunError(f"{run.name} cannot be resumed: {err}") from None
+    if run.file(CHECKPOINT).is_file():
+        try:  # refused here, not in a process that would fail after loading the data
+            verify(run.file(CHECKPOINT))
+        except CheckpointError as err:
+            raise RunError(f"{run.name} cannot be resumed: {err}") from None
     # Queued before the process starts, so a second click (or tab) sees the job at once.
     run.write_status(state="queued", error=None, message="resuming", pid=None)
     _spawn(run, ["--resume", "--max-jobs", str(_slots(jobs))])
