@@ -14,16 +14,21 @@ import torch
 from tinyvit import jobs, report, ui
 from tinyvit.runs import RunError, default_root
 
-st.set_page_config(page_title="TinyViT Lab", page_icon=":material/biotech:", layout="wide")
+# An emoji icon is drawn in the browser; a :material/…: one is fetched from Google's font
+# server, which fails offline.
+st.set_page_config(page_title="TinyViT Lab", page_icon="🔬", layout="wide")
 
 SIDEBAR_REFRESH = 3.0  # seconds
+# Named once, here; the other pages say "the study".
+STUDY = ("**“TinyViT: A Small Vision Transformer”** (Lucian Dorin Crainic, Master's degree in Computer "
+         "Science, Sapienza Università di Roma, academic year 2024/2025)")
 PAGES = {
     "train": ("pages/train.py", "Train", ":material/model_training:",
               "Launch a training job and watch its curves live; stop, resume or delete runs."),
     "predict": ("pages/predict.py", "Predict", ":material/image_search:",
                 "Classify your own images or saved test images and see where the model looked."),
     "metrics": ("pages/metrics.py", "Metrics", ":material/analytics:",
-                "The slides' metric table, per-class scores, confusion matrix and worst mistakes."),
+                "The study's metric table, per-class scores, confusion matrix and worst mistakes."),
     "compare": ("pages/compare.py", "Compare", ":material/compare:",
                 "Several runs side by side: curves, metrics, confusion matrices and one image."),
 }
@@ -38,10 +43,12 @@ def device() -> tuple[str, str]:
 
 def home() -> None:
     st.title("TinyViT Lab")
+    ui.space_notice()
     st.markdown(
-        "Train the slides' small **Vision Transformer** and **CNN** baselines on image datasets, "
-        "then look inside them: live training curves, predictions with attention maps and "
-        "Grad-CAM, the slides' metric table, and side-by-side comparisons.  \n"
+        f"This app reproduces the study {STUDY}: its small **Vision Transformer** and **CNN** "
+        "baseline, trained on image datasets, then looked inside: live training curves, "
+        "predictions with attention maps and Grad-CAM, the study's metric table, and "
+        "side-by-side comparisons. \"The study\" on every page means this one.  \n"
         "Each training job runs as its own `train.py` process and writes a run folder on disk, "
         "so jobs keep going while you switch pages, refresh, or open a second tab.")
     cols = st.columns(3)
@@ -125,4 +132,5 @@ with st.sidebar:
     # Always refreshing (reading a few small status files), so a job launched in another tab
     # or one that just ended shows up here without a click.
     st.fragment(run_every=SIDEBAR_REFRESH)(sidebar_jobs)()
+    ui.keep_browser_token()
 nav.run()

@@ -65,7 +65,7 @@ def table(runs: list[Run]) -> None:
     frame = report.compare_frame(runs)
     st.dataframe(highlight_best(frame))
     st.caption("Values in % (validation accuracy at the best epoch, then the test set's accuracy, F1, "
-               "recall, MCC and precision, as the slides). Highlighted: the best value in each column "
+               "recall, MCC and precision, as the study reports them). Highlighted: the best value in each column "
                "(for parameters, the fewest). Test columns are empty for runs that have not finished.")
 
 
@@ -120,7 +120,7 @@ def _explain_in(run: Run, image, method_choice: str) -> None:
     loaded = appdata.load_model(run)
     method = "gradcam" if method_choice.startswith("Grad") else analysis.default_method(loaded)
     x8, x = analysis.prepare(loaded, image)
-    exp = analysis.explain(loaded, x, method)
+    exp = appdata.explain(loaded, x, method)
     name = loaded.class_names[exp.top] if exp.top < len(loaded.class_names) else f"class {exp.top}"
     st.markdown(f"**{run.name}**  \n{name} · {exp.confidence:.1%}")
     st.image(overlay(uint8_to_pil(x8), exp.heat, "Jet", 0.5, size=ui.DISPLAY_PX),

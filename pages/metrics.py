@@ -26,7 +26,7 @@ CURVES = {
 
 def summary(run: Run) -> None:
     table = report.slides_table(run)
-    st.subheader("The slides' table (%)")
+    st.subheader("The study's table (%)")
     if table.empty:
         st.info("No epoch has finished yet, so there is nothing to report.", icon=":material/info:")
         return
@@ -93,7 +93,7 @@ def mistakes(run: Run) -> None:
     cols = st.columns(4)
     for j, i in enumerate(picks):
         image = uint8_to_pil(samples["images"][i])
-        exp = analysis.explain(loaded, loaded.preprocess.normalize(samples["images"][i]), method)
+        exp = appdata.explain(loaded, loaded.preprocess.normalize(samples["images"][i]), method)
         true, pred = int(samples["labels"][i]), int(samples["preds"][i])
         cols[j % 4].image(overlay(image, exp.heat, "Jet", 0.45, size=GALLERY_PX),
                           caption=f"true {_name(names, true)} → {_name(names, pred)} "
@@ -123,7 +123,7 @@ def page() -> None:
                 "per-class scores and the gallery appear when it finishes.", icon=":material/pending:")
     elif status["state"] in ("failed", "diverged", "stopped"):
         st.warning(f"This run {status['state']} before the end"
-                   f"{': ' + status['error'] if status.get('error') else ''}; it has no test report "
+                   f"{': ' + ui.app_text(status['error']) if status.get('error') else ''}; it has no test report "
                    "unless it finished earlier.", icon=":material/warning:")
     summary(run)
     test_details(run)

@@ -59,7 +59,7 @@ def _name(names: list[str], i: int) -> str:
 
 def show_prediction(i: int, loaded: LoadedRun, title: str, image, truth: str | None, ctrl: dict, k: int) -> None:
     x8, x = analysis.prepare(loaded, image)
-    exp = analysis.explain(loaded, x, ctrl["method"], ctrl["layer"], ctrl["head"])
+    exp = appdata.explain(loaded, x, ctrl["method"], ctrl["layer"], ctrl["head"])
     seen = uint8_to_pil(x8)
     cols = st.columns([1, 1, 2], vertical_alignment="top")
     cols[0].image(ui.enlarge(image), caption=title, width=ui.DISPLAY_PX)

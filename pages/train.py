@@ -8,22 +8,30 @@ from __future__ import annotations
 
 import streamlit as st
 
-from tinyvit import appdata, charts, jobs, report, ui
+from tinyvit import appdata, charts, jobs, report, space, ui
 from tinyvit.config import PRESETS, SCHEDULES, ConfigError, TrainConfig, apply_preset, defaults_for
 from tinyvit.data import DATASETS
 from tinyvit.models import MODELS
 from tinyvit.models.vit import NORMS
 from tinyvit.runs import ACTIVE, Run, RunError
+from tinyvit.steps import read_steps
 
 ui.require_router()
 
 REFRESH = 1.5  # seconds between live updates
+DIED = "the training process "  # how Run.status() words a dead pid ("… ended unexpectedly")
 CUSTOM = "(custom)"
 FLASH = "train_flash"  # session key: a message for the next run of the page
+TOAST = "train_toast"  # session key: a toast for the next run of the page
+FILLED = "tf__filled"  # session key: the settings as last filled in from defaults or a preset
+DATASET_NOTE = "tf__dataset_note"  # session key: what the last dataset change reset and kept
 # Widget keys of the training settings (prefix tf_; model hyperparameters: hp_<model>_<name>).
 SETTINGS = dict(tf_epochs="epochs", tf_batch="batch_size", tf_lr="lr", tf_wd="weight_decay",
                 tf_ls="label_smoothing", tf_schedule="schedule", tf_warmup="warmup_epochs",
                 tf_augment="augment", tf_seed="seed")
+LABELS = dict(tf_epochs="epochs", tf_batch="batch size", tf_lr="learning rate", tf_wd="weight decay",
+              tf_ls="label smoothing", tf_schedule="LR schedule", tf_warmup="warmup epochs",
+              tf_augment="augmentation", tf_seed="seed")
 
 
 # -- the form's state ---------------------------------------------------------------------
@@ -36,18 +44,39 @@ def form_defaults(dataset: str, preset: str | None = None) -> dict:
     return values
 
 
-def _set_settings(values: dict) -> None:
+def _widget_values(values: dict) -> dict:
+    """Settings as the form's widgets hold them, by widget key."""
+    out = {}
     for key, name in SETTINGS.items():
         value = values[name]
+        if name == "epochs":
+            value = _capped_epochs(value)
         # Streamlit keeps a number input's type: floats stay floats, whole numbers ints.
-        st.session_state[key] = float(value) if name in ("lr", "weight_decay", "label_smoothing",
-                                                         "warmup_epochs") else value
+        out[key] = float(value) if name in ("lr", "weight_decay", "label_smoothing", "warmup_epochs") else value
+    return out
+
+
+def _set_settings(values: dict, keep: set[str] = frozenset()) -> None:
+    """Fill the settings from `values`, except the widget keys in `keep`; remember what was
+    filled in, so a later dataset change can tell the user's edits from defaults."""
+    filled = _widget_values(values)
+    for key, value in filled.items():
+        if key not in keep:
+            st.session_state[key] = value
+    st.session_state[FILLED] = filled
+
+
+def _capped_epochs(epochs: int) -> int:
+    limit = space.space_limits()["max_epochs"]
+    return min(int(epochs), limit) if limit else int(epochs)
 
 
 def _init_state() -> None:
     """First visit: the default dataset's settings (later visits keep the user's values)."""
     if "tf_dataset" not in st.session_state:
         _set_settings(form_defaults(TrainConfig.dataset))
+    elif "tf_epochs" in st.session_state:
+        st.session_state["tf_epochs"] = _capped_epochs(st.session_state["tf_epochs"])
     for key, value in dict(tf_preset=CUSTOM, tf_dataset=TrainConfig.dataset, tf_model=TrainConfig.model,
                            tf_subset=0, tf_img_size=32, tf_threads=0).items():
         st.session_state.setdefault(key, value)
@@ -65,13 +94,33 @@ def _hp_widget_value(name: str, value):
 
 
 def _on_dataset() -> None:
-    _set_settings(form_defaults(st.session_state["tf_dataset"]))
+    """The new dataset's defaults, except for the settings the user changed: those are kept,
+    and the form says which were reset and which kept."""
+    dataset = st.session_state["tf_dataset"]
+    filled = st.session_state.get(FILLED, {})
+    edited = {key for key in SETTINGS if key in filled and st.session_state.get(key) != filled[key]}
+    before = {key: st.session_state.get(key) for key in SETTINGS}
+    _set_settings(form_defaults(dataset), keep=edited)
     st.session_state["tf_preset"] = CUSTOM
+    reset = [f"{LABELS[k]} {_show(before[k])} → {_show(st.session_state[k])}" for k in SETTINGS
+             if k not in edited and before[k] != st.session_state[k]]
+    notes = []
+    if reset:
+        notes.append(f"Set to {DATASETS[dataset].title}'s defaults: {', '.join(reset)}.")
+    if edited:
+        notes.append("Kept your " + ", ".join(f"{LABELS[k]} ({_show(st.session_state[k])})" for k in SETTINGS
+                                              if k in edited) + ".")
+    st.session_state[DATASET_NOTE] = " ".join(notes) or None
+
+
+def _show(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _on_preset() -> None:
     """Fill the form from one of the slides' presets."""
     name = st.session_state["tf_preset"]
+    st.session_state[DATASET_NOTE] = None
     if name == CUSTOM:
         return
     values = form_defaults(PRESETS[name]["dataset"], name)
@@ -123,7 +172,7 @@ def model_settings(model: str) -> None:
         key, col = f"hp_{model}_{hp}", cols[i % 2]
         label = hp.replace("_", " ").capitalize()
         if hp == "norm":
-            col.selectbox("LayerNorm", NORMS, key=key, help="post = the slides (nn.TransformerEncoderLayer) and the default: it trained "
+            col.selectbox("LayerNorm", NORMS, key=key, help="post = the study (nn.TransformerEncoderLayer) and the default: it trained "
                           "better on digits; pre = before attention and MLP: it generalised better on "
                           "32-pixel colour shapes (see the README)")
         elif hp == "widths":
@@ -138,35 +187,39 @@ def model_settings(model: str) -> None:
 
 
 def training_settings() -> None:
+    limits = space.space_limits()
     c = st.columns(2)
-    c[0].number_input("Epochs", min_value=1, max_value=1000, step=1, key="tf_epochs",
-                      help="the dataset's usual length (100 for CIFAR/STL, as the slides)")
+    c[0].number_input("Epochs", min_value=1, max_value=limits["max_epochs"] or 1000, step=1, key="tf_epochs",
+                      help="the dataset's usual length (100 for CIFAR/STL, as in the study)"
+                           + (f"; at most {limits['max_epochs']} here" if limits["max_epochs"] else ""))
     c[1].number_input("Batch size", min_value=1, max_value=4096, step=1, key="tf_batch")
     c[0].number_input("Learning rate (AdamW)", min_value=1e-6, max_value=1.0, step=1e-4, format="%.1e",
                       key="tf_lr")
     c[1].number_input("Weight decay", min_value=0.0, max_value=1.0, step=0.01, format="%.3f", key="tf_wd")
     c[0].selectbox("LR schedule", SCHEDULES, key="tf_schedule",
-                   help="constant = the slides; cosine decays to 0 (the small-data recipe)")
+                   help="constant = the study; cosine decays to 0 (the small-data recipe)")
     c[1].number_input("Warmup epochs", min_value=0.0, max_value=100.0, step=0.5, format="%.1f",
                       key="tf_warmup", help="linear warmup before the schedule")
     c[0].number_input("Label smoothing", min_value=0.0, max_value=0.9, step=0.05, key="tf_ls")
     c[1].number_input("Seed", min_value=0, max_value=2 ** 31 - 1, step=1, key="tf_seed")
     c[0].number_input("Images per class", min_value=0, max_value=100_000, step=10, key="tf_subset",
                       help="0 = all; a small number makes a quick run")
-    c[1].number_input("CPU threads", min_value=0, max_value=256, step=1, key="tf_threads",
-                      help="0 = all cores")
+    c[1].number_input("CPU threads", min_value=0, max_value=limits["threads"] or 256, step=1, key="tf_threads",
+                      help=f"0 = {limits['threads']}, the most allowed here" if limits["threads"] else "0 = all cores")
     st.toggle("Augmentation", key="tf_augment", help="the dataset's flips/crops/shifts while training")
 
 
 def launch_form() -> None:
     st.subheader("New training run")
     st.selectbox("Start from", [CUSTOM, *PRESETS], key="tf_preset", on_change=_on_preset,
-                 help="The slides' setups (CIFAR-10/100, STL-10; they need the dataset files or a download)")
+                 help="The study's setups (CIFAR-10/100, STL-10; they need the dataset files or a download)")
     c = st.columns(2)
     c[0].selectbox("Dataset", list(DATASETS), key="tf_dataset", on_change=_on_dataset,
                    format_func=lambda d: DATASETS[d].title + ("" if DATASETS[d].offline else " (download)"))
     c[1].selectbox("Model", list(MODELS), key="tf_model", format_func=lambda m: MODELS[m].title)
     dataset, model = st.session_state["tf_dataset"], st.session_state["tf_model"]
+    if st.session_state.get(DATASET_NOTE):
+        st.info(st.session_state[DATASET_NOTE], icon=":material/tune:")
     st.caption(f"{DATASETS[dataset].description}  \n{MODELS[model].description}")
     zipped = zip_dataset() if dataset == "imagefolder" else None
     with st.expander("Training settings", expanded=True):
@@ -211,7 +264,7 @@ def launch(zipped) -> None:
             if "error" in summary:
                 raise ConfigError(summary["error"])
             cfg.data_path = str(jobs.save_upload(upload.getvalue(), upload.name))
-        run = jobs.launch(cfg)
+        run = jobs.launch(cfg, owner=ui.browser_token())
         ui.select_run("train", run)
         # Redraw the whole page (job list in the sidebar, live view), with the news on top.
         st.session_state[FLASH] = f"Launched **{run.name}**: it is shown on the right."
@@ -221,6 +274,9 @@ def launch(zipped) -> None:
 # -- the live view ------------------------------------------------------------------------
 def job_panel() -> None:
     st.subheader("Runs")
+    ui.admin_login()
+    if TOAST in st.session_state:
+        st.toast(st.session_state.pop(TOAST))
     run = ui.run_picker("train", "Show run", help="Any run on disk: a job you launched, one from "
                         "another tab, or an older run to look at its curves.")
     if run is None:
@@ -245,13 +301,16 @@ def live_view(path: str, polling: bool) -> None:
     with ui.guard("the live view"):
         if _polling(run) != polling:
             st.rerun()  # a job started or ended: redraw the page (picker labels, polling on/off)
-        status, rows, cfg = run.status(), run.metrics(), run.config()
+        # One read of the run per refresh: the chart and the numbers beside it show the same moment.
+        status, rows, steps, cfg = run.status(), run.metrics(), read_steps(run), run.config()
         header(run, status, cfg)
         state_message(run, status, rows)
         if status["state"] == "running":
             progress(status, rows, cfg)
+        latest_numbers(rows, steps)
         epochs = status.get("epochs") or cfg.get("epochs")
-        st.plotly_chart(charts.loss_accuracy(rows, epochs=int(epochs) if epochs else None), key="live_chart")
+        st.plotly_chart(charts.loss_accuracy(rows, epochs=int(epochs) if epochs else None, steps=steps),
+                        key="live_chart")
         actions(run, status)
         queue_table()
 
@@ -275,20 +334,37 @@ def header(run: Run, status: dict, cfg: dict) -> None:
 def state_message(run: Run, status: dict, rows: list[dict]) -> None:
     state = status["state"]
     if state == "queued":
-        st.info(f"Queued: {status.get('message') or 'starting…'}", icon=":material/hourglass_empty:")
+        st.info(f"Queued: {ui.app_text(status.get('message') or 'starting…')}", icon=":material/hourglass_empty:")
     elif state in ("failed", "diverged"):
-        st.error(f"Training {state}: {status.get('error') or 'no message'}", icon=":material/error:")
+        st.error(f"Training {state}: {ui.app_text(failure_reason(run, status))}", icon=":material/error:")
         tail = jobs.log_tail(run)
         if tail:
             with st.expander("Trainer output (train.log)"):
                 st.code(tail, language=None)
     elif state == "stopped":
-        st.warning(f"Stopped: {status.get('message') or 'by request'}", icon=":material/stop_circle:")
+        where = f"after {ui.plural(len(rows), 'epoch')}" if rows else "before its first epoch ended"
+        st.warning(f"Stopped {where}.", icon=":material/stop_circle:")
     elif state == "finished":
         test = run.test_metrics() or {}
         acc = f" Test accuracy **{100 * test['accuracy']:.1f}%**." if "accuracy" in test else ""
-        st.success(f"Finished after {len(rows)} epochs.{acc}", icon=":material/check_circle:")
+        st.success(f"Finished after {ui.plural(len(rows), 'epoch')}.{acc}", icon=":material/check_circle:")
         st.page_link("pages/metrics.py", label="See all metrics", icon=":material/analytics:")
+    if state in ("stopped", "failed", "diverged") and not run.readonly:
+        problem = resume_problem(run)
+        if problem is None:
+            st.caption(f"Resume continues from epoch {len(rows) + 1}.")
+        else:
+            st.caption(f"Resume is not offered: {problem}.", help="Launch a new run with the same settings instead.")
+
+
+def failure_reason(run: Run, status: dict) -> str:
+    """status.json's error; when the process died without writing one, train.py's own last
+    `error:` line from its log (e.g. a damaged checkpoint on resume)."""
+    error = status.get("error") or ""
+    logged = jobs.log_error(run)
+    if logged and (not error or error.startswith(DIED)):
+        return logged
+    return error or "no message"
 
 
 def progress(status: dict, rows: list[dict], cfg: dict) -> None:
@@ -298,41 +374,87 @@ def progress(status: dict, rows: list[dict], cfg: dict) -> None:
     st.progress(min(1.0, len(rows) / epochs), text=f"Epoch {epoch + 1} of {epochs}")
     if batches:
         st.progress(min(1.0, batch / batches), text=f"Batch {batch} of {batches}")
-    cols = st.columns(3)
+    cols = st.columns(2)
     cols[0].metric("Time left", report.format_seconds(report.time_left(status, rows)))
     if rows:
-        cols[1].metric("Val accuracy", f"{100 * rows[-1]['val_accuracy']:.1f}%")
-        cols[2].metric("Images / s", f"{rows[-1].get('images_per_second', 0):,.0f}")
+        cols[1].metric("Images / s", f"{rows[-1].get('images_per_second', 0):,.0f}")
+
+
+def latest_numbers(rows: list[dict], steps: list[dict]) -> None:
+    """The chart's last points as numbers: training (smoothed) and the last validation."""
+    if not rows and not steps:
+        return
+    if steps:
+        at, loss, acc = steps[-1]["epoch"], steps[-1]["loss_smooth"], steps[-1]["accuracy_smooth"]
+    else:
+        at, loss, acc = rows[-1]["epoch"], rows[-1].get("train_loss"), rows[-1].get("train_accuracy")
+    cols = st.columns(3)
+    cols[0].metric("Train loss", f"{loss:.3f}" if isinstance(loss, (int, float)) else "–",
+                   help=f"at epoch {at:.2f}" + (", smoothed over the last batches" if steps else ""))
+    cols[1].metric("Train accuracy", f"{100 * acc:.1f}%" if isinstance(acc, (int, float)) else "–")
+    val = rows[-1].get("val_accuracy") if rows else None
+    cols[2].metric("Val accuracy", f"{100 * val:.1f}%" if isinstance(val, (int, float)) else "–",
+                   help=f"after epoch {rows[-1]['epoch']}" if rows else "after the first epoch")
 
 
 def actions(run: Run, status: dict) -> None:
     state = status["state"]
     row = st.container(horizontal=True, vertical_alignment="center")
-    if state in ACTIVE and row.button("Stop", icon=":material/stop:", key="stop",
-                                      help="ends after the current batch, keeping the last complete epoch"):
+    # Keys carry the run's name, like Delete's: a click is never applied to another run.
+    mine = not run.readonly and ui.may_control(run)
+    if mine and state in ACTIVE and row.button(
+            "Stop", icon=":material/stop:", key=f"stop_{run.name}",
+            help="ends after the current batch, keeping the last complete epoch"):
         with ui.guard("stopping"):
+            _check_control(run)
             done = jobs.stop(run)
             st.toast("Cancelled the queued job." if done == "cancelled"
                      else "Stop requested: the job ends after the current batch.")
             st.rerun()
-    if jobs.can_resume(run) and row.button("Resume", icon=":material/play_arrow:", key="resume",
-                                help="continue from the last complete epoch"):
+    if mine and jobs.can_resume(run) and resume_problem(run) is None and row.button(
+            "Resume", icon=":material/play_arrow:", key=f"resume_{run.name}",
+            help="continue from the last complete epoch"):
         with ui.guard("resuming"):
+            _check_control(run)
             jobs.resume(run)
             st.rerun()
-    if state != "running" and not run.readonly:
-        with row.popover("Delete", icon=":material/delete:"):
-            st.write(f"Delete **{run.name}** and all its files?")
-            if st.button("Yes, delete", type="primary", key="delete"):
-                with ui.guard("deleting"):
-                    jobs.delete(run)
-                    ui.forget_deleted(run)
-                    st.toast(f"Deleted {run.name}.")
-                    st.rerun()
+    if mine and state != "running":
+        delete_confirmation(run, row)
     with row:
         ui.hub_pusher(run, "train")
     if run.readonly:
         row.caption(f"{report.origin(run)} run (read-only)")
+    elif not mine:
+        row.caption("Launched from another browser: you can watch it, not stop, resume or delete it.")
+
+
+def _check_control(run: Run) -> None:
+    """Checked again when the click arrives, not only when the button was drawn."""
+    if not ui.may_control(run):
+        raise RunError(f"{run.name} was launched from another browser: only that browser (or the "
+                       "Space's owner) may change it")
+
+
+def resume_problem(run: Run) -> str | None:
+    """Why `run` cannot be resumed (no checkpoint yet, or one that fails its checks), or None."""
+    return appdata.checkpoint_problem(run)
+
+
+def delete_confirmation(run: Run, row) -> None:
+    """Delete behind a confirmation bound to this run by its keys: once the run is gone the
+    next run's popover is another widget, closed, and a click meant for this one (the
+    browser may still be showing it) matches nothing."""
+    # Stateful (on_change="rerun"): the server, not the browser, decides whether it is open.
+    with row.popover("Delete", icon=":material/delete:", key=f"delete_popover_{run.name}", on_change="rerun"):
+        st.write(f"Delete **{run.name}** and all its files?")
+        if st.button("Yes, delete", type="primary", key=f"delete_{run.name}"):
+            with ui.guard("deleting"):
+                _check_control(run)
+                jobs.delete(run)
+                ui.forget_deleted(run)
+                # Shown after the rerun: a toast sent just before it would be lost.
+                st.session_state[TOAST] = f"Deleted {run.name}."
+                st.rerun()
 
 
 def queue_table() -> None:
@@ -354,6 +476,7 @@ def queue_table() -> None:
 
 _init_state()
 st.title("Train")
+ui.space_notice()
 form_col, view_col = st.columns([2, 3], gap="large")
 with form_col:
     launch_form()

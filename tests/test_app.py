@@ -6,7 +6,9 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
+import subprocess
 import time
 import zipfile
 from pathlib import Path
@@ -18,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 from tinyvit import hub, jobs
 from tinyvit.checkpoint import CHECKPOINT
 from tinyvit.config import PRESETS, TrainConfig, defaults_for
-from tinyvit.runs import READONLY_MARK, Run, list_runs, pid_alive
+from tinyvit.runs import READONLY_MARK, Run, RunError, list_runs, pid_alive
 
 REPO = Path(__file__).resolve().parent.parent
 PAGES = ["pages/train.py", "pages/predict.py", "pages/metrics.py", "pages/compare.py"]
@@ -304,7 +306,7 @@ def test_failed_and_diverged_runs_show_their_error(runs_root):
                                ("tiny-tinyvit", "diverged", "the loss became nan at epoch 2: lower --lr")):
         Run(runs_root / name).write_status(state=state, error=error, pid=None)
     at = page("pages/train.py")
-    for name, error in (("tiny-cnn", "CUDA out of memory"), ("tiny-tinyvit", "lower --lr")):
+    for name, error in (("tiny-cnn", "CUDA out of memory"), ("tiny-tinyvit", "lower learning rate")):
         at.selectbox(key="picker_train").set_value(str(runs_root / name)).run()
         assert_clean(at)
         assert error in texts(at.error)
@@ -322,6 +324,8 @@ def test_bad_dataset_zips_are_named_and_nothing_is_written(app_env, members, pro
     at.file_uploader(key="zip_upload").set_value(("pets.zip", data, "application/zip")).run()
     assert_clean(at)
     assert problem in texts(at.error)
+    # The user's own file name, not the stored copy's (stem plus a content hash).
+    assert "pets.zip" in texts(at.error) and not re.search(r"-[0-9a-f]{10}\.zip", texts(at.error))
     button(at, "Launch training").click().run()
     assert_clean(at)
     assert problem in texts(at.error)
@@ -514,3 +518,165 @@ def test_push_to_hub_is_offered_only_with_a_token(runs_root, monkeypatch):
     button(at, "Push").click().run()
     assert_clean(at)
     assert "HF_HUB_OFFLINE=1 is set" in texts(at.error)
+
+
+def test_delete_deletes_only_the_run_its_confirmation_names(runs_root):
+    """Issue 8.1: after a delete the page shows the next run; a second click on the
+    confirmation the browser still shows must not delete that run too."""
+    cnn, vit = runs_root / "tiny-cnn", runs_root / "tiny-tinyvit"
+    at = page("pages/train.py")
+    at.selectbox(key="picker_train").set_value(str(cnn)).run()
+    assert "Delete **tiny-cnn** and all its files?" in texts(at.markdown)
+    confirm = button(at, "Yes, delete")
+    opened_for = confirm.id
+    confirm.click().run()
+    assert_clean(at)
+    assert not cnn.exists() and vit.is_dir()
+    assert "Deleted tiny-cnn." in texts(at.toast)
+    assert at.selectbox(key="picker_train").value == str(vit)
+    for stale in [b for b in at.button if b.id == opened_for]:
+        stale.click().run()
+    assert vit.is_dir(), "the confirmation opened for tiny-cnn deleted tiny-tinyvit"
+    # The popover now offered is tiny-tinyvit's own, and it is closed.
+    assert "Delete **tiny-tinyvit** and all its files?" in texts(at.markdown)
+    assert [p.open for p in popovers(at, "Delete")] == [False]
+
+
+def popovers(at: AppTest, label: str) -> list:
+    """The popover blocks labelled `label` (their protos: .open, .id)."""
+    found, stack = [], [at._tree]
+    while stack:
+        node = stack.pop()
+        proto = getattr(node, "proto", None)
+        if proto is not None and type(proto).__name__ == "Block" and proto.WhichOneof("type") == "popover" \
+                and proto.popover.label == label:
+            found.append(proto.popover)
+        stack.extend(getattr(node, "children", {}).values())
+    return found
+
+
+def all_text(at: AppTest) -> str:
+    """Every message, caption and markdown the page shows."""
+    return "\n".join(texts(getattr(at, kind)) for kind in ("error", "warning", "info", "success", "caption",
+                                                           "markdown", "toast"))
+
+
+def damage(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF  # in the last tensor's bytes: the file still parses, the checksum fails
+    path.write_bytes(bytes(data))
+
+
+def test_a_damaged_checkpoint_is_named_and_resume_is_not_offered(runs_root):
+    """Issue 8.14 (the page): the reason shows on the page, and no Resume that would fail."""
+    run = Run(runs_root / "tiny-cnn")
+    run.write_status(state="stopped", pid=None, message="stopped after epoch 2; --resume continues from there")
+    damage(run.file(CHECKPOINT))
+    at = page("pages/train.py")
+    at.selectbox(key="picker_train").set_value(str(run.path)).run()
+    assert_clean(at)
+    assert "Resume" not in [b.label for b in at.button]
+    assert "Resume is not offered: the checkpoint failed its checksum" in texts(at.caption)
+    with pytest.raises(RunError, match="failed its checksum"):
+        jobs.resume(run)
+    assert run.status()["state"] == "stopped"  # refused before anything started
+
+
+def test_a_resume_that_died_shows_the_trainers_reason(runs_root):
+    run = Run(runs_root / "tiny-cnn")
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    run.write_status(state="running", pid=proc.pid, error=None)  # a dead pid: Run.status() says failed
+    run.file(jobs.LOG_NAME).write_text(f"error: checkpoint {run.path}/checkpoint.safetensors failed its "
+                                       "checksum: it was modified or damaged\n")
+    at = page("pages/train.py")
+    at.selectbox(key="picker_train").set_value(str(run.path)).run()
+    assert_clean(at)
+    assert "Training failed: checkpoint" in texts(at.error) and "failed its checksum" in texts(at.error)
+
+
+def test_one_epoch_is_singular_and_no_command_line_flags_show(runs_root):
+    run = Run(runs_root / "tiny-cnn")
+    run.write_metrics(run.metrics()[:1])
+    at = page("pages/train.py")
+    at.selectbox(key="picker_train").set_value(str(run.path)).run()
+    assert "Finished after 1 epoch." in texts(at.success)
+    run.write_status(state="stopped", message="stopped after epoch 1; --resume continues from there")
+    at.run()
+    assert "Stopped after 1 epoch." in texts(at.warning)
+    assert "Resume continues from epoch 2." in texts(at.caption)
+    assert "--" not in all_text(at)
+
+
+def page_text(at: AppTest) -> str:
+    """Everything the page sends to the browser: texts, labels, help texts, options."""
+    out, stack = [], [at._tree]
+    while stack:
+        node = stack.pop()
+        if getattr(node, "proto", None) is not None:
+            out.append(str(node.proto))
+        stack.extend(getattr(node, "children", {}).values())
+    return "\n".join(out)
+
+
+def test_changing_the_dataset_keeps_what_the_user_typed_and_says_what_was_reset():
+    at = page("pages/train.py")
+    at.number_input(key="tf_epochs").set_value(4).run()
+    at.selectbox(key="tf_dataset").set_value("cifar10").run()
+    assert_clean(at)
+    values = form_values(at)
+    assert values["epochs"] == 4  # typed by the user: kept
+    assert values["batch_size"] == PRESETS["seed-cifar10-tinyvit"]["batch_size"]  # a default: CIFAR-10's
+    note = texts(at.info)
+    assert "Kept your epochs (4)" in note
+    assert "Set to CIFAR-10's defaults" in note and "batch size 32 → 64" in note and "epochs 40" not in note
+    # Untouched settings follow the dataset back, too.
+    at.selectbox(key="tf_dataset").set_value("digits").run()
+    assert form_values(at)["batch_size"] == defaults_for("digits")["batch_size"]
+    assert form_values(at)["epochs"] == 4
+
+
+@pytest.mark.parametrize("path", [None, *PAGES])
+def test_the_study_is_named_once_on_home_and_no_flags_show(runs_root, path):
+    at = page(path)
+    assert_clean(at)
+    text = page_text(at)
+    assert "slides" not in text.lower()
+    assert not re.search(r"(?<![\w-])--[a-z]", text), re.findall(r".{40}--[a-z].{20}", text)
+    if path is None:
+        intro = texts(at.markdown)
+        assert "TinyViT: A Small Vision Transformer" in intro and "Lucian Dorin Crainic" in intro
+        assert "Sapienza" in intro and "2024/2025" in intro
+
+
+def test_moving_the_opacity_redraws_the_overlay_without_recomputing_maps(runs_root, monkeypatch):
+    from tinyvit import analysis
+    calls = []
+    real = analysis.explain
+    monkeypatch.setattr(analysis, "explain", lambda *a, **k: calls.append(a[2:]) or real(*a, **k))
+    at = page("pages/predict.py")
+    at.selectbox(key="picker_predict").set_value(str(runs_root / "tiny-tinyvit")).run()
+    at.radio(key="pred_source").set_value("Upload images").run()
+    shown = len(calls)  # the saved test image shown first
+    at.file_uploader(key="pred_files").set_value(
+        [(f"d{i}.png", png(size=(40 + i, 40)), "image/png") for i in range(3)]).run()
+    assert_clean(at)
+    computed = len(calls)
+    assert computed == shown + 3
+    before = [c.url for img in at.image for c in img.proto.imgs]
+    at.slider(key="pred_opacity").set_value(0.9).run()
+    at.selectbox(key="pred_cmap").set_value(at.selectbox(key="pred_cmap").options[1]).run()
+    assert_clean(at)
+    assert len(calls) == computed  # the same maps, drawn again
+    assert [c.url for img in at.image for c in img.proto.imgs] != before  # the overlays did change
+    at.selectbox(key="pred_method_vit").set_value("gradcam").run()
+    assert len(calls) == computed + 3  # another map: computed once per image
+
+
+def test_the_per_epoch_csv_is_in_percent(runs_root):
+    from tinyvit import report
+    rows = Run(runs_root / "tiny-cnn").metrics()
+    frame = report.epochs_frame(rows)
+    assert list(frame["val_accuracy %"]) == pytest.approx([100 * r["val_accuracy"] for r in rows])
+    assert list(frame["val_mcc %"]) == pytest.approx([100 * r["val_mcc"] for r in rows])
+    assert list(frame["train_loss"]) == pytest.approx([r["train_loss"] for r in rows])  # not a score

@@ -6,9 +6,14 @@ server's memory does not grow as users click through many runs.
 """
 from __future__ import annotations
 
-import streamlit as st
+import hashlib
 
-from .checkpoint import WEIGHTS
+import streamlit as st
+import torch
+
+from . import analysis
+
+from .checkpoint import CHECKPOINT, WEIGHTS, CheckpointError, verify
 from .inference import LoadedRun, load_run
 from .runs import Run, RunError
 from .samples import load_samples
@@ -41,6 +46,24 @@ def load_model(run: Run) -> LoadedRun:
     return _model(str(run.path.resolve()), mtime)
 
 
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _explanation(model_key: tuple, image_digest: str, method: str, layer: int, head: int | None,
+                 _loaded: LoadedRun, _x: torch.Tensor) -> analysis.Explanation:
+    return analysis.explain(_loaded, _x, method, layer, head)
+
+
+def explain(loaded: LoadedRun, x: torch.Tensor, method: str, layer: int = -1,
+            head: int | None = None) -> analysis.Explanation:
+    """analysis.explain, once per model, image and map settings: moving the opacity or
+    changing the colour map only redraws the overlay."""
+    digest = hashlib.sha256(x.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
+    try:  # new weights (a run that trained further) are a new model
+        model_key = (str(loaded.path), (loaded.path / WEIGHTS).stat().st_mtime_ns)
+    except OSError:
+        model_key = (str(loaded.path), id(loaded.model))
+    return _explanation(model_key, digest, method, layer, head, loaded, x)
+
+
 def load_run_samples(run: Run) -> dict | None:
     """The test images saved with a finished run (None before the run finished)."""
     mtime = _mtime(run, SAMPLES)
@@ -63,3 +86,23 @@ def check_zip_upload(upload, img_size: int | None) -> dict:
     """The dataset summary of an uploaded zip (see jobs.check_zip_dataset), or {"error": message}.
     Keyed by the upload's id: each upload is unpacked and decoded once, not on every click."""
     return _zip_check(upload.file_id, img_size, upload.getvalue(), upload.name)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _checkpoint_problem(path: str, mtime_ns: int) -> str | None:
+    try:
+        verify(path)
+    except CheckpointError as err:
+        return str(err).replace(path, "the checkpoint").replace("checkpoint the checkpoint", "the checkpoint")
+    return None
+
+
+def checkpoint_problem(run: Run) -> str | None:
+    """Why `run` cannot be resumed from its checkpoint, or None when it can. Checked once per
+    version of the file (the checksum reads the whole file)."""
+    mtime = _mtime(run, CHECKPOINT)
+    if mtime is None:
+        # Weights come after the checkpoint: none yet means it stopped in its first epoch and
+        # restarts from epoch 1; weights without one mean the checkpoint was lost.
+        return "its checkpoint is missing, so it cannot continue" if run.has_weights() else None
+    return _checkpoint_problem(str(run.file(CHECKPOINT).resolve()), mtime)

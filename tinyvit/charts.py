@@ -51,20 +51,30 @@ def _empty_note(fig: go.Figure, text: str) -> go.Figure:
     return fig
 
 
-def loss_accuracy(rows: Sequence[Mapping], height: int = 320, epochs: int | None = None) -> go.Figure:
-    """The live view: train/val loss on the left, train/val accuracy (%) on the right, over
-    `epochs` (the run's length) when given."""
+def loss_accuracy(rows: Sequence[Mapping], height: int = 320, epochs: int | None = None,
+                  steps: Sequence[Mapping] = ()) -> go.Figure:
+    """The live view: loss on the left, accuracy (%) on the right, over `epochs` (the run's
+    length) when given. Training is the smoothed curve of `steps` (steps.jsonl) when the run
+    has them, else its per-epoch points; validation is one point per epoch."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy (%)"), horizontal_spacing=0.08)
-    for col, (train, val) in enumerate((("train_loss", "val_loss"), ("train_accuracy", "val_accuracy")), 1):
-        for key, colour in ((train, TRAIN_COLOUR), (val, VAL_COLOUR)):
-            x, y = _values(rows, key)
-            fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=key.split("_")[0],
-                                     legendgroup=key.split("_")[0], showlegend=col == 1,
-                                     line=dict(color=colour)), row=1, col=col)
+    for col, (train, val, step_key) in enumerate((("train_loss", "val_loss", "loss_smooth"),
+                                                  ("train_accuracy", "val_accuracy", "accuracy_smooth")), 1):
+        if steps:
+            scale = 100.0 if step_key.startswith("accuracy") else 1.0
+            fig.add_trace(go.Scatter(x=[s["epoch"] for s in steps], y=[scale * s[step_key] for s in steps],
+                                     mode="lines", name="train (smoothed)", legendgroup="train",
+                                     showlegend=col == 1, line=dict(color=TRAIN_COLOUR)), row=1, col=col)
+        else:
+            x, y = _values(rows, train)
+            fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name="train", legendgroup="train",
+                                     showlegend=col == 1, line=dict(color=TRAIN_COLOUR)), row=1, col=col)
+        x, y = _values(rows, val)
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name="val", legendgroup="val",
+                                 showlegend=col == 1, line=dict(color=VAL_COLOUR)), row=1, col=col)
         fig.update_xaxes(title_text="epoch", row=1, col=col, **_epoch_ticks(rows, epochs))
     fig.update_layout(height=height, **LAYOUT)
-    if not rows:
-        _empty_note(fig, "waiting for the first epoch to finish…")
+    if not rows and not steps:
+        _empty_note(fig, "waiting for the first batches…")
     return fig
 
 

@@ -96,6 +96,12 @@ def _load(path: Path, legacy_ok: bool = False) -> tuple[dict[str, torch.Tensor],
     return tensors, meta
 
 
+def verify(path: Path) -> None:
+    """Raise CheckpointError unless `path` reads and passes its checksum (nothing is loaded
+    into a model: a resume offered on a damaged file would only fail in the new process)."""
+    _load(path)
+
+
 def _model_state(model: nn.Module) -> dict[str, torch.Tensor]:
     # torch.compile wraps the module; keys must stay those of the plain model.
     model = getattr(model, "_orig_mod", model)

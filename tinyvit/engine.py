@@ -25,6 +25,7 @@ from .data.augment import random_erase
 from .metrics import classification_metrics, full_report
 from .runs import Run
 from .samples import save_samples
+from .steps import StepLog, truncate
 from .train_step import TrainStep, make_optimizer
 
 EVAL_BATCH = 256
@@ -107,6 +108,8 @@ class Trainer:
         self.shard = dist.shard_size(n)
         self.batch = dist.process_batch(cfg.batch_size)
         self.steps_per_epoch = max(1, math.ceil(self.shard / self.batch))
+        # Curves between epochs (steps.jsonl), from rank 0's batches under DDP.
+        self.step_log = StepLog(run, self.steps_per_epoch) if run is not None and dist.is_main() else None
 
     # -- state ---------------------------------------------------------------
     def resume(self) -> None:
@@ -117,6 +120,7 @@ class Trainer:
         # history matches the weights exactly.
         if dist.is_main():
             self.run.write_metrics(self.history)
+            truncate(self.run, self.start_epoch)
 
     def save(self, epoch: int) -> None:
         if not dist.is_main():
@@ -157,9 +161,12 @@ class Trainer:
                           self.mean, self.std)
             y = self.train_y[idx]
             loss, logits = self.step(x, y)
-            loss_sum += loss.detach() * len(y)
-            correct += (logits.argmax(1) == y).sum()
+            batch_loss, batch_correct = loss.detach() * len(y), (logits.argmax(1) == y).sum()
+            loss_sum += batch_loss
+            correct += batch_correct
             seen += len(y)
+            if self.step_log is not None:
+                self.step_log.add(epoch, b + 1, batch_loss, batch_correct, len(y))
             # Collective checks: under DDP one process leaving alone would hang the others.
             if b % 10 == 0 and dist.any_true(not math.isfinite(loss.item())):
                 raise Diverged(f"loss became {loss.item()} at epoch {epoch + 1}, batch {b + 1}: "

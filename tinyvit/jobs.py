@@ -18,9 +18,12 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
-from .checkpoint import CHECKPOINT, atomic_write
+from . import owner as owners
+from . import space
+from .checkpoint import CHECKPOINT, CheckpointError, atomic_write, verify
 from .config import ConfigError, TrainConfig, validate
 from .data import DATASETS, DatasetError, dataset_info, load_dataset
 from .models import ModelError, build_model
@@ -39,11 +42,31 @@ JOB_NICENESS = 5
 
 
 def max_jobs() -> int:
-    """Jobs that may train at once: $TINYVIT_MAX_JOBS, else 1 (two CPU jobs only slow each other)."""
-    try:
-        return max(1, int(os.environ.get("TINYVIT_MAX_JOBS", "1")))
-    except ValueError:
-        return 1
+    """Jobs that may train at once: $TINYVIT_MAX_JOBS, else 1 (two CPU jobs only slow each
+    other; on a Space, one is its cap too)."""
+    return space.space_limits()["max_jobs"] or 1
+
+
+def apply_caps(cfg: TrainConfig) -> TrainConfig:
+    """The Space's caps (tinyvit.space) applied on the server, whatever the form sent: a
+    setting over a cap is refused; the dataset's default epochs and "all cores" become
+    the cap. Off a Space (and without TINYVIT_MAX_EPOCHS/TINYVIT_THREADS) nothing changes."""
+    limits = space.space_limits()
+    where = "this Space" if space.on_space() else "this server"
+    if limits["max_epochs"]:
+        epochs = cfg.epochs or dataset_info(cfg.dataset).default_epochs
+        if epochs > limits["max_epochs"]:
+            if cfg.epochs:
+                raise ConfigError(f"{where} trains at most {limits['max_epochs']} epochs per run "
+                                  f"(asked for {epochs})")
+            epochs = limits["max_epochs"]
+        cfg = replace(cfg, epochs=int(epochs))
+    if limits["threads"]:
+        if cfg.threads and cfg.threads > limits["threads"]:
+            raise ConfigError(f"{where} trains on at most {limits['threads']} CPU thread(s) "
+                              f"(asked for {cfg.threads})")
+        cfg = replace(cfg, threads=int(cfg.threads or limits["threads"]))
+    return cfg
 
 
 def active_runs(root: Path | str | None = None) -> list[Run]:
@@ -62,18 +85,29 @@ def check_model(cfg: TrainConfig) -> None:
                 in_chans=info.in_chans, **cfg.model_hparams)
 
 
-def launch(cfg: TrainConfig, root: Path | str | None = None, jobs: int | None = None) -> Run:
-    """Create a queued run for `cfg` and start train.py on it; returns at once.
+def launch(cfg: TrainConfig, root: Path | str | None = None, jobs: int | None = None,
+           owner: str | None = None) -> Run:
+    """Create a queued run for `cfg` and start train.py on it; returns at once. `owner`: the
+    launching browser's token on a Space (see tinyvit.owner); its hash is kept in the run.
 
     Raises ConfigError / ModelError / DatasetError / RunError with a user-facing message."""
     validate(cfg)
+    cfg = apply_caps(cfg)
     if cfg.dataset == "imagefolder" and not cfg.data_path:
         raise ConfigError("the image-folder dataset needs a .zip of class folders: upload one first")
     check_model(cfg)
     root = check_runs_root(root or default_root())
     run = _create(root, cfg)
-    _spawn(run, ["--max-jobs", str(jobs or max_jobs())])
+    if owner is not None:
+        owners.record_owner(run, owner)
+    _spawn(run, ["--max-jobs", str(_slots(jobs))])
     return run
+
+
+def _slots(jobs: int | None) -> int:
+    """Job slots asked for, never more than the Space's cap."""
+    cap = space.space_limits()["max_jobs"] if space.on_space() else None
+    return min(jobs or max_jobs(), cap or jobs or max_jobs())
 
 
 def _create(root: Path, cfg: TrainConfig, attempts: int = 20) -> Run:
@@ -111,9 +145,14 @@ def resume(run: Run, jobs: int | None = None) -> None:
         raise RunError(f"{run.name} is {state}: there is nothing to resume")
     if run.owned():
         raise RunError(f"{run.name} is already being trained by another process")
+    if run.file(CHECKPOINT).is_file():
+        try:  # refused here, not in a process that would fail after loading the data
+            verify(run.file(CHECKPOINT))
+        except CheckpointError as err:
+            raise RunError(f"{run.name} cannot be resumed: {err}") from None
     # Queued before the process starts, so a second click (or tab) sees the job at once.
     run.write_status(state="queued", error=None, message="resuming", pid=None)
-    _spawn(run, ["--resume", "--max-jobs", str(jobs or max_jobs())])
+    _spawn(run, ["--resume", "--max-jobs", str(_slots(jobs))])
 
 
 def _spawn(run: Run, args: list[str]) -> subprocess.Popen:
@@ -206,6 +245,12 @@ def log_tail(run: Run, lines: int = 15) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
+def log_error(run: Run) -> str | None:
+    """train.py's last `error: …` line in the run's log, without the prefix."""
+    errors = [line[len("error:"):].strip() for line in log_tail(run, 50).splitlines() if line.startswith("error:")]
+    return errors[-1] if errors else None
+
+
 def check_zip_dataset(data: bytes, filename: str, img_size: int | None = None) -> dict:
     """Check an uploaded dataset .zip the way train.py will load it, before anything is kept.
 
@@ -224,7 +269,9 @@ def check_zip_dataset(data: bytes, filename: str, img_size: int | None = None) -
         try:
             splits = load_dataset("imagefolder", path=path, img_size=img_size)
         except DatasetError as err:
-            raise DatasetError(f"{filename}: {err}") from None
+            # The message names the stored copy (stem plus hash); the user knows their own name.
+            message = str(err).replace(str(path), filename).replace(path.name, filename)
+            raise DatasetError(message if filename in message else f"{filename}: {message}") from None
     return {"class_names": list(splits.class_names), "img_size": splits.img_size,
             "in_chans": splits.in_chans, "train": len(splits.train_y), "val": len(splits.val_y),
             "test": len(splits.test_y)}
@@ -251,5 +298,5 @@ def save_upload(data: bytes, filename: str, root: Path | str | None = None) -> P
     return path.resolve()
 
 
-__all__ = ["DATASETS", "ModelError", "active_runs", "can_resume", "check_model", "check_zip_dataset", "delete", "launch",
-           "log_tail", "max_jobs", "resume", "save_upload", "stop"]
+__all__ = ["DATASETS", "ModelError", "active_runs", "apply_caps", "can_resume", "check_model", "check_zip_dataset",
+           "delete", "launch", "log_error", "log_tail", "max_jobs", "resume", "save_upload", "stop"]

@@ -88,8 +88,17 @@ def per_class_frame(test: dict) -> pd.DataFrame:
     return frame.rename(columns={"precision": "precision %", "recall": "recall %", "f1": "F1 %"})
 
 
+# Per-epoch values stored as fractions (MCC in [-1, 1]); the per-epoch table shows them in %.
+EPOCH_PERCENT = ("train_accuracy", "val_accuracy", "val_f1", "val_recall", "val_precision", "val_mcc")
+
+
 def epochs_frame(rows: Sequence[dict]) -> pd.DataFrame:
-    return pd.DataFrame(list(rows))
+    """One row per epoch, scores in % ("val_accuracy %"), like the app's other tables."""
+    frame = pd.DataFrame(list(rows))
+    for col in EPOCH_PERCENT:
+        if col in frame.columns:
+            frame[col] = pd.to_numeric(frame[col], errors="coerce") * 100
+    return frame.rename(columns={c: f"{c} %" for c in EPOCH_PERCENT})
 
 
 # Short headers, so the table of several runs fits the page without scrolling sideways.

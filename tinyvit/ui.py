@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import streamlit as st
 from PIL import Image
 
+from . import owner, space
 from .config import ConfigError
 from .data import DATASETS, DatasetError
 from .explain import COLORMAPS
@@ -55,6 +58,91 @@ def require_router() -> None:
     from streamlit.runtime.pages_manager import PagesManager
     PagesManager.uses_pages_directory = False
     st.rerun()
+
+
+# -- on a Hugging Face Space --------------------------------------------------------------
+OWNER_COOKIE = "tinyvit_owner"  # the browser's owner token (tinyvit.owner), kept by the browser
+OWNER_PARAM = "owner"           # the same token in the URL, until the browser has the cookie
+OWNER_KEY = "_tinyvit_owner"    # session key: this session's token
+ADMIN_KEY = "_tinyvit_admin"   # session key: what this session typed as the admin token
+COOKIE_DAYS = 30
+
+
+def space_notice() -> None:
+    """On a Space: the disk is not persistent, the training caps (nothing elsewhere)."""
+    notice = space.space_notice(token_set=hub is not None and hub.hub_token() is not None)
+    if notice:
+        st.warning(notice, icon=":material/cloud_off:")
+
+
+def browser_token() -> str | None:
+    """On a Space, this browser's owner token: its cookie, else the one in the URL (a
+    refresh before the cookie was sent), else a new one. None off a Space."""
+    if not space.on_space():
+        return None
+    if OWNER_KEY not in st.session_state:
+        found = [t for t in (st.context.cookies.get(OWNER_COOKIE), st.query_params.get(OWNER_PARAM))
+                 if owner.valid_token(t)]
+        st.session_state[OWNER_KEY] = found[0] if found else owner.new_token()
+    return st.session_state[OWNER_KEY]
+
+
+def keep_browser_token() -> None:
+    """Make the browser keep its token (app.py, every run): a cookie for refreshes and new
+    tabs, and, until the cookie comes back with a request, the URL's `owner` parameter
+    (some browsers refuse cookies to a Space's iframe)."""
+    token = browser_token()
+    if token is None:
+        return
+    if st.context.cookies.get(OWNER_COOKIE) == token:
+        if OWNER_PARAM in st.query_params:
+            del st.query_params[OWNER_PARAM]  # the cookie does it: keep the key out of shared links
+        return
+    if st.query_params.get(OWNER_PARAM) != token:
+        st.query_params[OWNER_PARAM] = token
+    secure = "; Secure" if st.context.url and st.context.url.startswith("https") else ""
+    # The token is [A-Za-z0-9_-] only (owner.valid_token), safe inside the script.
+    st.html(f"<script>document.cookie = '{OWNER_COOKIE}={token}; Max-Age={COOKIE_DAYS * 86400}; "
+            f"Path=/; SameSite={'None' if secure else 'Lax'}{secure}';</script>", unsafe_allow_javascript=True)
+
+
+def may_control(run: Run) -> bool:
+    """Whether this browser may stop, resume or delete `run` (always, off a Space)."""
+    return owner.may_control(run, browser_token(), st.session_state.get(ADMIN_KEY))
+
+
+def admin_login() -> None:
+    """On a Space whose owner set TINYVIT_ADMIN_TOKEN: a field to type it in."""
+    if not space.on_space() or not os.environ.get(owner.ADMIN_ENV, "").strip():
+        return
+    with st.expander("Space owner", icon=":material/admin_panel_settings:"):
+        # Copied out of the widget: a widget's value is forgotten on pages that do not draw it.
+        st.text_input("Admin token", type="password", key="space_admin",
+                      on_change=lambda: st.session_state.update({ADMIN_KEY: st.session_state["space_admin"]}),
+                      help="The Space's TINYVIT_ADMIN_TOKEN secret: control every run, not only yours.")
+        if st.session_state.get(ADMIN_KEY):
+            if owner.is_admin(st.session_state[ADMIN_KEY]):
+                st.caption("Admin: you may stop, resume and delete every run.")
+            else:
+                st.error("That is not this Space's admin token.", icon=":material/lock:")
+
+
+# Command-line flags in messages written by train.py, as the app's words for the same thing.
+_FLAG_WORDS = {"--lr": "learning rate", "--resume": "Resume", "--threads": "CPU threads",
+               "--epochs": "epochs", "--batch-size": "batch size"}
+
+
+def app_text(message: str) -> str:
+    """A trainer message fit for the app: no command-line flags ("try a lower --lr")."""
+    text = str(message)
+    for flag, words in _FLAG_WORDS.items():
+        text = re.sub(rf"{re.escape(flag)}(?![\w-])", words, text)
+    return re.sub(r"(?<![\w-])--([a-z][a-z-]*)", lambda m: m.group(1).replace("-", " "), text)
+
+
+def plural(n: int, word: str) -> str:
+    """'1 epoch', '2 epochs'."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def state_badge(state: str) -> None:
@@ -221,7 +309,9 @@ def hub_pusher(run: Run, key: str) -> None:
         return
     with st.popover("Push to Hub", icon=":material/cloud_upload:"):
         with st.form(f"hub_push_{key}", border=False):
-            repo = st.text_input("Repository id", placeholder="user/tinyvit-digits", key=f"hub_push_repo_{key}",
+            # On a Space: the Space owner's namespace and the run's name, to start from.
+            repo = st.text_input("Repository id", value=space.suggested_repo_id(run.name),
+                                 placeholder="user/tinyvit-digits", key=f"hub_push_repo_{key}",
                                  help="Created if missing; uses the token from HF_TOKEN, Streamlit secrets "
                                       "or `hf auth login`.")
             private = st.checkbox("Private repository", key=f"hub_private_{key}")

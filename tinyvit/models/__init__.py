@@ -28,7 +28,7 @@ class ModelSpec:
 MODELS: dict[str, ModelSpec] = {
     "tinyvit": ModelSpec(
         "tinyvit", TinyViT, "vit", "TinyViT",
-        "The slides' small Vision Transformer (patch embedding, CLS token, 6 encoder layers).",
+        "The study's small Vision Transformer (patch embedding, CLS token, 6 encoder layers).",
         dict(embed_dim=128, patch_size=4, num_heads=8, num_layers=6, mlp_dim=512,
              dropout=0.1, norm="post", drop_path=0.0),
     ),
