@@ -283,6 +283,8 @@ def state_message(run: Run, status: dict, rows: list[dict]) -> None:
                 st.code(tail, language=None)
     elif state == "stopped":
         st.warning(f"Stopped: {status.get('message') or 'by request'}", icon=":material/stop_circle:")
+    elif state == "pruned":
+        st.info(f"Pruned: {status.get('message') or 'ended early by its sweep'}", icon=":material/content_cut:")
     elif state == "finished":
         test = run.test_metrics() or {}
         acc = f" Test accuracy **{100 * test['accuracy']:.1f}%**." if "accuracy" in test else ""
@@ -314,7 +316,7 @@ def actions(run: Run, status: dict) -> None:
             st.toast("Cancelled the queued job." if done == "cancelled"
                      else "Stop requested: the job ends after the current batch.")
             st.rerun()
-    resumable = state in ("stopped", "failed", "diverged") and checkpoint_path(run).is_file() \
+    resumable = state in ("stopped", "failed", "diverged", "pruned") and checkpoint_path(run).is_file() \
         and not run.readonly
     if resumable and row.button("Resume", icon=":material/play_arrow:", key="resume",
                                 help="continue from the last complete epoch"):

@@ -104,6 +104,12 @@ def resume(run: Run, jobs: int | None = None) -> None:
     _spawn(run, ["--resume", "--max-jobs", str(jobs or max_jobs())])
 
 
+def start_queued(run: Run, resume: bool = False, jobs: int | None = None) -> subprocess.Popen:
+    """Start train.py on a run folder made elsewhere (a sweep's trial) through the same job
+    queue and slot limit as the app's launches; returns the process, to watch and wait on."""
+    return _spawn(run, (["--resume"] if resume else []) + ["--max-jobs", str(jobs or max_jobs())])
+
+
 def _spawn(run: Run, args: list[str]) -> subprocess.Popen:
     cmd = [sys.executable, str(TRAIN_SCRIPT), "--run-dir", str(run.path.resolve()), *args, "--quiet"]
     # train.py sets its thread count from the command line, before it reads the run's config.
@@ -241,4 +247,4 @@ def save_upload(data: bytes, filename: str, root: Path | str | None = None) -> P
 
 
 __all__ = ["DATASETS", "ModelError", "active_runs", "check_model", "check_zip_dataset", "delete", "launch",
-           "log_tail", "max_jobs", "resume", "save_upload", "stop"]
+           "log_tail", "max_jobs", "resume", "save_upload", "start_queued", "stop"]

@@ -25,7 +25,8 @@ from typing import Any
 
 from .checkpoint import CHECKPOINT, WEIGHTS, atomic_write_text
 
-STATES = ("queued", "running", "finished", "stopped", "failed", "diverged")
+# "pruned": a sweep's pruner ended the run early (its checkpoint is usable, like a stopped run's).
+STATES = ("queued", "running", "finished", "stopped", "failed", "diverged", "pruned")
 ACTIVE = ("queued", "running")
 READONLY_MARK = ".readonly"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")

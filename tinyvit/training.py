@@ -23,6 +23,8 @@ from .models import ModelError, build_model, count_parameters, model_kind, resol
 from .runs import Run, RunError, create_run, default_root, list_runs, open_run, unique_run_name
 
 FORMAT_VERSION = 1
+# Keys of a queued run's config.json that are not training settings but are kept in it.
+RUN_TAGS = ("sweep", "sweep_trial")
 USER_ERRORS = (ConfigError, DatasetError, ModelError, RunError, CheckpointError)
 
 
@@ -109,7 +111,9 @@ def prepare_existing(run_dir: Path | str, resume: bool, log: Callable[[str], Non
             run.write_status(state="failed", error=str(err), pid=None, finished_at=time.time())
         raise
     if not resume and dist.is_main():
-        run.write_config(run_config(cfg, data, hparams, count_parameters(model)))
+        queued = run.config()  # a sweep's tags (sweep name, trial number) stay with the run
+        run.write_config({**run_config(cfg, data, hparams, count_parameters(model)),
+                          **{k: queued[k] for k in RUN_TAGS if k in queued}})
     return run, data, model, resolve_epochs(cfg) if not resume else int(run.config()["epochs"])
 
 
