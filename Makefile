@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
 
-.PHONY: run test test-fast browser bench demo-runs clean help
+.PHONY: run test test-fast browser postgres bench demo-runs clean help
 
 help:
 	@echo "make run        start the app on http://localhost:$(PORT)"
@@ -35,7 +35,15 @@ browser:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
-test: $(VENV)/.installed-dev browser
+# The several-machine sweep test starts its own PostgreSQL server in a temporary folder,
+# from Debian's postgresql binaries (no mock database).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  echo "installing Debian's postgresql for the sweep storage test"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql >/dev/null; }
+
+test: $(VENV)/.installed-dev browser postgres
 	$(PY) -m pytest -q
 
 test-fast: $(VENV)/.installed-dev

@@ -151,3 +151,13 @@ def test_pareto_front_keeps_only_undominated_points():
 
 def test_pruned_is_a_run_state():
     assert "pruned" in STATES
+
+
+def test_stop_is_honoured_by_workers_started_later_until_resume(capsys, runs_env):
+    assert main(["create", "halt", "--space", "tinyvit-small", "--trials", "1", "--epochs", "1"]) == 0
+    assert main(["stop", "halt"]) == 0
+    assert "stop requested: 0 running trial(s)" in capsys.readouterr().out
+    assert main(["run", "halt"]) == 0
+    assert trial_rows(sweeps.load("halt")) == [] and list_runs(runs_env) == []
+    assert sweeps.stop_requested(sweeps.load("halt"))
+    assert sweeps.resume(sweeps.load("halt")) == 0 and not sweeps.stop_requested(sweeps.load("halt"))

@@ -166,9 +166,12 @@ def parse_space(spec: Any, model: str) -> dict[str, Param]:
     return params
 
 
-def load_space(source: str, model: str) -> dict[str, Any]:
-    """A named space ("default", "tinyvit-small", ...) or a YAML/JSON file; returns the checked
-    space as plain data (it is stored in the study, so every worker samples the same space)."""
+def load_space(source: str | dict, model: str) -> dict[str, Any]:
+    """A named space ("default", "tinyvit-small", ...), a YAML/JSON file or a dict; returns the
+    checked space as plain data (it is stored in the study, so every worker samples the same space)."""
+    if isinstance(source, dict):
+        parse_space(source, model)
+        return source
     if source in (None, "", "default"):
         source = default_space_name(model)
     if source in NAMED_SPACES:

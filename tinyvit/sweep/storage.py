@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import warnings
 from pathlib import Path
@@ -24,8 +25,19 @@ JOURNAL = "journal.log"
 # trial is marked failed by the next worker that asks for a trial.
 HEARTBEAT_SECONDS = 5
 GRACE_SECONDS = 30
+GRACE_ENV = "TINYVIT_SWEEP_GRACE"  # seconds; more for slow networks
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+def grace_seconds() -> int:
+    try:
+        return max(1, int(os.environ.get(GRACE_ENV, GRACE_SECONDS)))
+    except ValueError:
+        return GRACE_SECONDS
+
+
+def heartbeat_seconds() -> int:
+    """Often enough that a live worker is never taken for a crashed one."""
+    return max(1, min(HEARTBEAT_SECONDS, grace_seconds() // 3))
 
 
 class SweepError(RuntimeError):
@@ -87,8 +99,8 @@ def open_storage(url: str | None, name: str, runs_root: Path | str | None = None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # heartbeat is marked experimental
-            return RDBStorage(_sqlalchemy_url(url), heartbeat_interval=HEARTBEAT_SECONDS,
-                              grace_period=GRACE_SECONDS,
+            return RDBStorage(_sqlalchemy_url(url), heartbeat_interval=heartbeat_seconds(),
+                              grace_period=grace_seconds(),
                               engine_kwargs={"pool_pre_ping": True, "connect_args": {"connect_timeout": 5}})
     except Exception as err:  # sqlalchemy/psycopg errors carry the URL's parts
         reason = str(getattr(err, "orig", None) or err).strip().splitlines()

@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import time
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
@@ -27,7 +28,7 @@ from ..models import ModelError
 from ..runs import Run, RunError, create_run, default_root, pid_alive
 from . import study as sweeps
 from .searchspace import sample, to_config
-from .storage import HEARTBEAT_SECONDS, is_remote, sweep_dir
+from .storage import is_remote, sweep_dir
 
 POLL_SECONDS = 0.25
 STOP_CHECK_SECONDS = 1.0
@@ -71,7 +72,10 @@ class Worker:
             waiting = any(t.state == TrialState.WAITING for t in trials)
             if not waiting and len(sweeps.counted(trials)) >= sweeps.budget(self.settings):
                 return None
-            trial = self.study.ask()
+            with warnings.catch_warnings():
+                # Optuna suggests optimize() with heartbeats; this worker records them itself.
+                warnings.simplefilter("ignore")
+                trial = self.study.ask()
             trial.set_user_attr("host", HOST)
             trial.set_user_attr("worker_pid", os.getpid())
             return trial
@@ -82,7 +86,8 @@ class Worker:
             # Several machines: a PostgreSQL advisory lock, held on its own connection.
             from sqlalchemy import text
             key = int.from_bytes(self.name.encode()[:8].ljust(8, b"\0"), "big") & 0x7FFFFFFFFFFFFFFF
-            with self.study._storage.engine.connect() as conn:
+            rdb = getattr(self.study._storage, "_backend", self.study._storage)  # Optuna wraps it in a cache
+            with rdb.engine.connect() as conn:
                 conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
                 try:
                     yield
@@ -112,7 +117,9 @@ class Worker:
         stale heartbeat (PostgreSQL), on this one by its dead process (any storage). A
         training process left behind by the dead worker is stopped."""
         if is_remote(self.storage):
-            optuna.storages.fail_stale_trials(self.study)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # marked experimental
+                optuna.storages.fail_stale_trials(self.study)
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             attrs = t.user_attrs
             if attrs.get("host") != HOST or pid_alive(attrs.get("worker_pid")):
@@ -197,15 +204,24 @@ class Worker:
             if ended:
                 return pruned_at
             now = time.monotonic()
-            if now - last_beat >= HEARTBEAT_SECONDS and is_remote(self.storage):
+            if is_remote(self.storage) and now - last_beat >= self.study._storage.get_heartbeat_interval():
                 self.study._storage.record_heartbeat(trial._trial_id)
                 last_beat = now
             if not stopping and now - last_check >= STOP_CHECK_SECONDS:
                 last_check = now
                 if sweeps.stop_requested(self.study):
                     stopping = True
-                    run.request_stop()  # ends after the current batch, keeping the last complete epoch
+                    self._stop_run(run)
             time.sleep(POLL_SECONDS)
+
+    @staticmethod
+    def _stop_run(run: Run) -> None:
+        """As the app's Stop: a training run ends after its current batch, keeping its last
+        complete epoch; one still waiting for a job slot is cancelled."""
+        try:
+            jobs.stop(run)
+        except RunError:
+            pass  # it ended meanwhile
 
     @staticmethod
     def _signal(proc, run: Run) -> None:
