@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 
+import optuna
 import plotly.graph_objects as go
 import streamlit as st
 from optuna import visualization as ov
@@ -19,6 +20,7 @@ from tinyvit.sweep.storage import SweepError, local_sweeps, read_pointer
 from tinyvit.sweep.table import accuracy_vs_params, local_run, trial_rows
 
 ui.require_router()
+optuna.logging.set_verbosity(optuna.logging.ERROR)  # "no complete trials yet" is said on the page itself
 
 REFRESH = 2.0  # seconds between live updates of the trial table and figures
 PICK = "sw_pick"
@@ -28,7 +30,7 @@ CHOICES = {"embed_dim": [16, 32, 48, 64, 96, 128, 192], "num_heads": [1, 2, 4, 8
            "mlp_ratio": [1, 2, 4], "width": [8, 16, 32, 64], "recipe": list(RECIPES)}
 RANGES = {"num_layers": (1, 12), "stages": (1, 4), "dropout": (0.0, 0.5)}
 LOG_RANGES = {"lr": (1e-5, 1e-1), "weight_decay": (1e-5, 0.5)}
-FORM_DEFAULTS = {"sw_trials": 12, "sw_epochs": 5, "sw_minutes": 0, "sw_workers": 1, "sw_subset": 0, "sw_threads": 0}
+FORM_DEFAULTS = {"sw_dataset": "digits", "sw_trials": 12, "sw_epochs": 5, "sw_minutes": 0, "sw_workers": 1, "sw_subset": 0, "sw_threads": 0}
 
 
 @contextmanager

@@ -98,6 +98,7 @@ def test_an_empty_range_and_a_taken_name_are_refused_in_one_line(app_env):
 def test_define_launch_watch_stop_resume_and_open_the_best_trial(app_env):
     at = page()
     at.text_input(key="sw_name").set_value("ui-sweep")
+    assert at.selectbox(key="sw_dataset").value == "digits"
     at.radio(key="sw_how").set_value("small models")
     at.number_input(key="sw_trials").set_value(1)
     at.number_input(key="sw_epochs").set_value(30)

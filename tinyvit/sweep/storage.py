@@ -40,6 +40,10 @@ def heartbeat_seconds() -> int:
     return max(1, min(HEARTBEAT_SECONDS, grace_seconds() // 3))
 
 
+# Optuna's INFO lines ("A new study created ...") would interleave with the workers' own.
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
 class SweepError(RuntimeError):
     """A sweep that cannot be created, found or reached; the message is one line, user-facing."""
 
@@ -129,7 +133,3 @@ def local_sweeps(runs_root: Path | str | None = None) -> list[str]:
     if not root.is_dir():
         return []
     return sorted(p.name for p in root.iterdir() if (p / "sweep.json").is_file())
-
-
-def quiet_optuna() -> None:
-    logging.getLogger("optuna").setLevel(logging.WARNING)

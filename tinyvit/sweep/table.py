@@ -110,3 +110,12 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     widths = [max(len(c), *(len(b[i]) for b in body)) for i, c in enumerate(cols)]
     line = lambda vals: "  ".join(v.ljust(w) for v, w in zip(vals, widths)).rstrip()  # noqa: E731
     return "\n".join([line(cols), line(["-" * w for w in widths])] + [line(b) for b in body])
+
+
+def machinery_seconds(t: optuna.trial.FrozenTrial) -> float | None:
+    """What the sweep added to a trial beyond its train.py process: asking, sampling,
+    checking the model, making the run folder, watching, pruning checks and telling."""
+    secs = t.user_attrs.get("process_seconds")
+    if secs is None or t.datetime_start is None or t.datetime_complete is None:
+        return None
+    return max(0.0, (t.datetime_complete - t.datetime_start).total_seconds() - secs)

@@ -164,8 +164,11 @@ class Worker:
         trial.set_user_attr("run", run.name)
         trial.set_user_attr("run_dir", str(run.path.resolve()))
         self.log(f"trial {trial.number}: {'continuing' if resume else 'training'} {run.path}  {params}")
+        started = time.monotonic()
         proc = jobs.start_queued(run, resume=resume, jobs=self.max_jobs)
         pruned_at = self._watch(trial, run, proc)
+        # The train.py process's own time, so the sweep's cost beyond it can be measured.
+        trial.set_user_attr("process_seconds", round(time.monotonic() - started, 3))
         self._finish(trial, run, pruned_at)
 
     def _run_folder(self, trial: optuna.Trial, cfg) -> tuple[Run, bool]:
