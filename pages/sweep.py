@@ -156,7 +156,7 @@ def live(name: str) -> None:
         st.caption(f"{settings['model']} on {settings['dataset']} · {settings['epochs']} epochs per trial · "
                    f"{settings['sampler']} sampler · {settings['pruner']} pruner · storage: "
                    f"{storage or 'journal file'}")
-        controls(name, study, workers, stopping)
+        controls(name, study, bool(workers) or any(r["state"] == "running" for r in rows), stopping)
         if rows:
             st.dataframe(rows, hide_index=True, column_config={
                 "best val acc %": st.column_config.NumberColumn(format="%.1f"),
@@ -166,14 +166,15 @@ def live(name: str) -> None:
             figures(study)
 
 
-def controls(name: str, study, workers: list[int], stopping: bool) -> None:
+def controls(name: str, study, active: bool, stopping: bool) -> None:
+    """Stop while trials run (here or on other machines); resume once stopped or idle."""
     row = st.container(horizontal=True)
-    if not stopping and row.button("Stop sweep", icon=":material/stop:", key="sweep_stop",
+    if active and not stopping and row.button("Stop sweep", icon=":material/stop:", key="sweep_stop",
                                    help="running trials end after their current batch, keeping a checkpoint"):
         n = sweeps.request_stop(study)
         st.toast(f"Stop requested: {n} running trial(s) end after their current batch.")
         st.rerun()
-    if (stopping or not workers) and row.button("Resume sweep", icon=":material/play_arrow:", key="sweep_resume",
+    if (stopping or not active) and row.button("Resume sweep", icon=":material/play_arrow:", key="sweep_resume",
                                                 help="stopped trials continue from their checkpoints"):
         queued = sweeps.resume(study)
         start_workers(name, max(1, int(st.session_state.get("sw_workers", 1))), storage=read_pointer(name))

@@ -161,3 +161,12 @@ def test_stop_is_honoured_by_workers_started_later_until_resume(capsys, runs_env
     assert trial_rows(sweeps.load("halt")) == [] and list_runs(runs_env) == []
     assert sweeps.stop_requested(sweeps.load("halt"))
     assert sweeps.resume(sweeps.load("halt")) == 0 and not sweeps.stop_requested(sweeps.load("halt"))
+
+
+def test_the_sweep_core_imports_neither_streamlit_nor_plotly():
+    import subprocess
+    import sys
+    code = ("import sys, tinyvit.sweep.cli, tinyvit.sweep.worker, tinyvit.sweep.table, tinyvit.sweep.processes;"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'streamlit', 'plotly'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from test_browser import (CHROMIUM, CHROMIUM_ARGS, WIDTH, browser, free_port, no_exception,  # noqa: F401
+from test_browser import (WIDTH, browser, free_port, no_exception,  # noqa: F401
                           screenshot, set_number, settle, shots, wait_healthy)
 from tinyvit.runs import list_runs, pid_alive
 from tinyvit.sweep.processes import live_workers
@@ -57,8 +57,11 @@ def metric(page, label: str):
 def test_define_launch_watch_stop_resume_and_open_the_best_trial(server, browser, shots):  # noqa: F811
     url, root = server
     page = browser.new_page(viewport={"width": WIDTH, "height": 900})
+    page.goto(url)
+    settle(page, timeout=120_000)  # the first script run imports torch
+    page.get_by_text("Runs on disk").wait_for()
     page.goto(f"{url}/sweep")
-    settle(page, timeout=120_000)
+    settle(page)
     page.get_by_text("No sweeps yet").wait_for()
     no_exception(page)
 

@@ -8,7 +8,6 @@ supply it to workers started later.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import warnings
