@@ -115,8 +115,6 @@ def define_form() -> None:
             st.session_state[PICK] = name
             st.session_state[FLASH] = f"Launched sweep **{name}** with {workers} worker(s)."
             st.rerun()
-    if FLASH in st.session_state:
-        st.success(st.session_state.pop(FLASH), icon=":material/rocket_launch:")
 
 
 def start_workers(name: str, n: int, timeout: float | None = None, storage: str | None = None) -> None:
@@ -236,6 +234,8 @@ st.caption("Hyperparameter sweeps with Optuna: each trial is an ordinary run (se
            "trained by worker processes through the same job queue as the Train page.")
 with st.expander("Define and launch a sweep", expanded=not local_sweeps()):
     define_form()
+if FLASH in st.session_state:  # outside the form, which folds away once a sweep exists
+    st.success(st.session_state.pop(FLASH), icon=":material/rocket_launch:")
 chosen = pick_sweep()
 if chosen:
     st.fragment(run_every=REFRESH)(live)(chosen)
