@@ -170,3 +170,19 @@ def test_the_sweep_core_imports_neither_streamlit_nor_plotly():
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'streamlit', 'plotly'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_best_names_the_best_trials_run_and_push_to_hub_is_checked(capsys, runs_env, tiny_runs, monkeypatch):
+    assert main(["create", "b", "--space", "tinyvit-small", "--trials", "2", "--epochs", "2"]) == 0
+    study = sweeps.load("b")
+    for acc, model in ((0.5, "cnn"), (0.8, "tinyvit")):
+        trial = study.ask()
+        trial.set_user_attr("run_dir", str(tiny_runs[model]))
+        study.tell(trial, acc)
+    capsys.readouterr()
+    assert main(["best", "b"]) == 0
+    out = capsys.readouterr().out
+    assert "best trial: 1  val accuracy 80.00%" in out and f"run: {tiny_runs['tinyvit']}" in out
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(["best", "b", "--push-to-hub", "someone/best"]) == 2
+    assert "HF_HUB_OFFLINE=1 is set" in capsys.readouterr().err

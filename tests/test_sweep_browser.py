@@ -59,7 +59,7 @@ def test_define_launch_watch_stop_resume_and_open_the_best_trial(server, browser
     page = browser.new_page(viewport={"width": WIDTH, "height": 900})
     page.goto(url)
     settle(page, timeout=120_000)  # the first script run imports torch
-    page.get_by_text("Runs on disk").wait_for()
+    page.get_by_text("Runs on disk").wait_for(timeout=240_000)
     page.goto(f"{url}/sweep")
     settle(page)
     page.get_by_text("No sweeps yet").wait_for()
