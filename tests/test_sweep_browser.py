@@ -57,6 +57,7 @@ def metric(page, label: str):
 def test_define_launch_watch_stop_resume_and_open_the_best_trial(server, browser, shots):  # noqa: F811
     url, root = server
     page = browser.new_page(viewport={"width": WIDTH, "height": 900})
+    page.set_default_timeout(120_000)  # a shared CPU also runs the sweep's trainings
     page.goto(url)
     settle(page, timeout=120_000)  # the first script run imports torch
     page.get_by_text("Runs on disk").wait_for(timeout=240_000)
