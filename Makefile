@@ -29,9 +29,10 @@ run: $(VENV)/.installed system-packages-run
 	$(PY) -m streamlit run app.py --server.port $(PORT)
 
 # Debian packages: Chromium for the browser tests (Playwright cannot download its own browser
-# here), Fashion-MNIST so that real data trains offline. Only the missing ones are installed.
+# here), PostgreSQL for the several-machine sweep test (it starts its own server in a temporary
+# folder: no mock database), Fashion-MNIST so that real data trains offline. Only the missing ones are installed.
 APT_RUN := dataset-fashion-mnist
-APT_TEST := $(APT_RUN) chromium
+APT_TEST := $(APT_RUN) chromium postgresql
 define apt_install
 	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

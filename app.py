@@ -31,6 +31,8 @@ PAGES = {
                 "The study's metric table, per-class scores, confusion matrix and worst mistakes."),
     "compare": ("pages/compare.py", "Compare", ":material/compare:",
                 "Several runs side by side: curves, metrics, confusion matrices and one image."),
+    "sweep": ("pages/sweep.py", "Sweep", ":material/tune:",
+              "Hyperparameter sweeps with Optuna: define a space, launch workers, watch trials, open the best."),
 }
 
 
@@ -120,7 +122,7 @@ def keep_train_form() -> None:
     """Streamlit forgets a page's widget values when another page is shown; re-assigning
     them here (this file runs on every page) keeps the Train form as the user left it."""
     for key in list(st.session_state):
-        if key.startswith(("tf_", "hp_")):
+        if key.startswith(("tf_", "hp_", "sw_")):
             st.session_state[key] = st.session_state[key]
 
 

@@ -344,6 +344,8 @@ def state_message(run: Run, status: dict, rows: list[dict]) -> None:
     elif state == "stopped":
         where = f"after {ui.plural(len(rows), 'epoch')}" if rows else "before its first epoch ended"
         st.warning(f"Stopped {where}.", icon=":material/stop_circle:")
+    elif state == "pruned":
+        st.info(f"Pruned: {status.get('message') or 'ended early by its sweep'}", icon=":material/content_cut:")
     elif state == "finished":
         test = run.test_metrics() or {}
         acc = f" Test accuracy **{100 * test['accuracy']:.1f}%**." if "accuracy" in test else ""

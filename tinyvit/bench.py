@@ -14,7 +14,7 @@ Sections: train (training throughput and the fraction of the machine's matmul ce
 epoch (a whole epoch with data and augmentation), predict (one uploaded image, with and
 without attention rollout), accuracy (seconds to 97% test accuracy on digits), real (seconds
 to 90% / 92% on Fashion-MNIST, slides' recipe against the improved one; skipped without the
-data), gpu (only when CUDA is present).
+data), gpu (only when CUDA is present), sweep (what a sweep's trial costs beyond its train.py run).
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-SECTIONS = ("train", "epoch", "predict", "accuracy", "real", "gpu")
+SECTIONS = ("train", "epoch", "predict", "accuracy", "real", "gpu", "sweep")
 # The slides' CIFAR-10 table.
 SLIDES_TABLE = dict(num_classes=10, embed_dim=128, img_size=32, patch_size=4, in_chans=3,
                     num_heads=8, num_layers=6, mlp_dim=512, dropout=0.1)
@@ -500,7 +500,31 @@ TITLES = {
     "real": "Time to accuracy on Fashion-MNIST (10,000 official test images; training time, evaluation "
             "excluded; at most {real_seconds:.0f} s a row)",
     "gpu": "GPU: the training rows with bf16 autocast (ratio: to the slides' way), and one epoch",
+    "sweep": "Sweep (tinyvit.sweep): a small digits sweep, one worker; what each trial costs beyond its train.py run",
 }
+
+
+def sweep_rows(s: Settings) -> list[Row]:
+    """Real trials of a tiny sweep: the seconds each spent outside its train.py process (ask,
+    sample, model check, run folder, watching, pruning checks, tell) against the process's own."""
+    import tempfile
+
+    from .sweep import study as sweeps
+    from .sweep.table import machinery_seconds
+    from .sweep.worker import Worker
+    with tempfile.TemporaryDirectory(prefix="tinyvit-bench-sweep-") as tmp:
+        sweeps.create("bench", "digits", "tinyvit", space="tinyvit-small", trials=2 if s.subset else 3, epochs=1,
+                      pruner="none", runs_root=tmp, subset=s.subset or 20, threads=torch.get_num_threads())
+        Worker(sweeps.load("bench", None, tmp), None, tmp, max_jobs=1, log=lambda m: None).work()
+        trials = sweeps.load("bench", None, tmp).get_trials()
+    extra = [x for x in map(machinery_seconds, trials) if x is not None]
+    proc = [t.user_attrs["process_seconds"] for t in trials if "process_seconds" in t.user_attrs]
+    if not extra:
+        return [Row("sweep", "sweep machinery per trial", None, "s", note="no trial ran")]
+    return [Row("sweep", "sweep machinery per trial (median)", statistics.median(extra), "s",
+                note=f"target <= 2 s; {len(extra)} trials"),
+            Row("sweep", "its train.py process (median)", statistics.median(proc), "s",
+                note="start, data, 1 epoch, test: any run pays it")]
 
 
 def fmt(value: float | None, unit: str) -> str:
@@ -546,6 +570,9 @@ def run(sections: list[str], s: Settings, quick: bool, log: Callable[[str], None
     if "gpu" in sections and torch.cuda.is_available():
         log("GPU ...")
         rows += gpu_rows(s)
+    if "sweep" in sections:
+        log("a small sweep ...")
+        rows += sweep_rows(s)
     return rows
 
 

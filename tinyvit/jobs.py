@@ -124,7 +124,7 @@ def _create(root: Path, cfg: TrainConfig, attempts: int = 20) -> Run:
     raise RunError(f"could not find a free run name in {root}: too many launches at once")
 
 
-RESUMABLE = ("stopped", "failed", "diverged")
+RESUMABLE = ("stopped", "failed", "diverged", "pruned")
 
 
 def can_resume(run: Run) -> bool:
@@ -153,6 +153,12 @@ def resume(run: Run, jobs: int | None = None) -> None:
     # Queued before the process starts, so a second click (or tab) sees the job at once.
     run.write_status(state="queued", error=None, message="resuming", pid=None)
     _spawn(run, ["--resume", "--max-jobs", str(_slots(jobs))])
+
+
+def start_queued(run: Run, resume: bool = False, jobs: int | None = None) -> subprocess.Popen:
+    """Start train.py on a run folder made elsewhere (a sweep's trial) through the same job
+    queue and slot limit as the app's launches; returns the process, to watch and wait on."""
+    return _spawn(run, (["--resume"] if resume else []) + ["--max-jobs", str(jobs or max_jobs())])
 
 
 def _spawn(run: Run, args: list[str]) -> subprocess.Popen:
@@ -299,4 +305,4 @@ def save_upload(data: bytes, filename: str, root: Path | str | None = None) -> P
 
 
 __all__ = ["DATASETS", "ModelError", "active_runs", "apply_caps", "can_resume", "check_model", "check_zip_dataset",
-           "delete", "launch", "log_error", "log_tail", "max_jobs", "resume", "save_upload", "stop"]
+           "delete", "launch", "log_error", "log_tail", "max_jobs", "resume", "save_upload", "start_queued", "stop"]

@@ -12,7 +12,8 @@ import numbers
 from pathlib import Path
 from typing import Any, Callable
 
-STATES = ("queued", "running", "finished", "stopped", "failed", "diverged")
+# "pruned": a sweep's pruner ended the run early (its checkpoint is usable, like a stopped run's).
+STATES = ("queued", "running", "finished", "stopped", "failed", "diverged", "pruned")
 METRIC_NAMES = ("accuracy", "f1", "recall", "mcc", "precision")
 MISSING = object()
 

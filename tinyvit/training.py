@@ -25,6 +25,8 @@ from .runs import Run, RunError, check_run_name, check_runs_root, create_run, de
     open_run, unique_run_name
 
 FORMAT_VERSION = 1
+# Keys of a queued run's config.json that are not training settings but are kept in it.
+RUN_TAGS = ("sweep", "sweep_trial")
 USER_ERRORS = (ConfigError, DatasetError, ModelError, RunError, CheckpointError)
 
 
@@ -124,7 +126,9 @@ def prepare_existing(run_dir: Path | str, resume: bool, log: Callable[[str], Non
                 run.write_status(state="failed", error=str(err), pid=None, finished_at=time.time())
             raise
         if main and (not resume or restart):
-            run.write_config(run_config(cfg, data, hparams, count_parameters(model)))
+            queued = run.config()  # a sweep's tags (sweep name, trial number) stay with the run
+            run.write_config({**run_config(cfg, data, hparams, count_parameters(model)),
+                              **{k: queued[k] for k in RUN_TAGS if k in queued}})
     except BaseException:
         run.release()
         raise

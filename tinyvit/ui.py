@@ -31,10 +31,11 @@ log = logging.getLogger("tinyvit.app")
 USER_ERRORS = (RunError, ConfigError, DatasetError, ModelError, ImageError) + \
     ((hub.HubError,) if hub is not None else ())
 STATE_COLOURS = {"queued": "gray", "running": "blue", "finished": "green", "stopped": "orange",
-                 "failed": "red", "diverged": "red"}
+                 "failed": "red", "diverged": "red", "pruned": "violet"}
 STATE_ICONS = {"queued": ":material/hourglass_empty:", "running": ":material/play_circle:",
                "finished": ":material/check_circle:", "stopped": ":material/stop_circle:",
-               "failed": ":material/error:", "diverged": ":material/trending_up:"}
+               "failed": ":material/error:", "diverged": ":material/trending_up:",
+               "pruned": ":material/content_cut:"}
 CURRENT = "current_run"   # session key: the run last picked on any page
 DELETED = "deleted_run"   # session key: a run this session deleted (no "it vanished" warning)
 DISPLAY_PX = 192          # tiny dataset images are shown enlarged, pixel-sharp
