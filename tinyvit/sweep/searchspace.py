@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import SMALL_DATA, TrainConfig, defaults_for
+from ..config import RECIPES as CONFIG_RECIPES, SMALL_DATA, TrainConfig, defaults_for
 
 
 class SpaceError(ValueError):
@@ -28,11 +28,13 @@ MODEL_PARAMS = {
 }
 TRAIN_PARAMS = ("lr", "weight_decay", "label_smoothing", "batch_size", "recipe")
 
-# Training recipes a trial can pick: the slides' setup, or the small-data one the offline
-# datasets use by default (see tinyvit.config). The learning rate is its own parameter.
+# Training recipes a trial can pick: the slides' setup, the small-data one the offline
+# datasets use by default, or the improved one under study (all in tinyvit.config). The
+# learning rate and weight decay are parameters of their own.
 RECIPES = {
     "slides": dict(batch_size=64, schedule="constant", warmup_epochs=0.0),
     "small-data": {k: v for k, v in SMALL_DATA.items() if k != "lr"},
+    "plus": {k: v for k, v in CONFIG_RECIPES["plus"]["train"].items() if k not in ("lr", "weight_decay")},
 }
 
 _LR = {"low": 1e-4, "high": 3e-3, "log": True}
