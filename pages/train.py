@@ -10,7 +10,7 @@ import streamlit as st
 
 from tinyvit import appdata, charts, jobs, report, space, ui
 from tinyvit.config import PRESETS, SCHEDULES, ConfigError, TrainConfig, apply_preset, defaults_for
-from tinyvit.data import DATASETS
+from tinyvit.data import DATASETS, how_to_get, offline_source
 from tinyvit.models import MODELS
 from tinyvit.models.vit import NORMS
 from tinyvit.runs import ACTIVE, Run, RunError
@@ -209,18 +209,30 @@ def training_settings() -> None:
     st.toggle("Augmentation", key="tf_augment", help="the dataset's flips/crops/shifts while training")
 
 
+def dataset_availability(dataset: str) -> None:
+    """Where a downloadable dataset is found on this machine, or how to get it."""
+    if DATASETS[dataset].offline:
+        return
+    found = offline_source(dataset)
+    if found:
+        st.caption(f"Available offline: {found}", help="no download needed")
+    else:
+        st.info(how_to_get(dataset), icon=":material/download:")
+
+
 def launch_form() -> None:
     st.subheader("New training run")
     st.selectbox("Start from", [CUSTOM, *PRESETS], key="tf_preset", on_change=_on_preset,
                  help="The study's setups (CIFAR-10/100, STL-10; they need the dataset files or a download)")
     c = st.columns(2)
     c[0].selectbox("Dataset", list(DATASETS), key="tf_dataset", on_change=_on_dataset,
-                   format_func=lambda d: DATASETS[d].title + ("" if DATASETS[d].offline else " (download)"))
+                   format_func=lambda d: DATASETS[d].title + ("" if offline_source(d) else " (download)"))
     c[1].selectbox("Model", list(MODELS), key="tf_model", format_func=lambda m: MODELS[m].title)
     dataset, model = st.session_state["tf_dataset"], st.session_state["tf_model"]
     if st.session_state.get(DATASET_NOTE):
         st.info(st.session_state[DATASET_NOTE], icon=":material/tune:")
     st.caption(f"{DATASETS[dataset].description}  \n{MODELS[model].description}")
+    dataset_availability(dataset)
     zipped = zip_dataset() if dataset == "imagefolder" else None
     with st.expander("Training settings", expanded=True):
         training_settings()

@@ -680,3 +680,15 @@ def test_the_per_epoch_csv_is_in_percent(runs_root):
     assert list(frame["val_accuracy %"]) == pytest.approx([100 * r["val_accuracy"] for r in rows])
     assert list(frame["val_mcc %"]) == pytest.approx([100 * r["val_mcc"] for r in rows])
     assert list(frame["train_loss"]) == pytest.approx([r["train_loss"] for r in rows])  # not a score
+
+
+def test_the_train_page_says_which_datasets_are_here_and_how_to_get_the_others():
+    at = page("pages/train.py")
+    options = at.selectbox(key="tf_dataset").options
+    assert "Fashion-MNIST" in options and "CIFAR-10 (download)" in options   # Debian's package is installed
+    at.selectbox(key="tf_dataset").set_value("fashion-mnist").run()
+    assert_clean(at)
+    assert any("Available offline: /usr/share/datasets/fashion-mnist" in c.value for c in at.caption)
+    at.selectbox(key="tf_dataset").set_value("cifar10").run()
+    info = texts(at.info)
+    assert "CIFAR-10 not found" in info and "cifar-10-python.tar.gz" in info
