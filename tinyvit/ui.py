@@ -11,7 +11,7 @@ from PIL import Image
 
 from .config import ConfigError
 from .data import DATASETS, DatasetError
-from .explain import COLORMAPS
+from .heatmap import COLORMAPS
 from .inference import ImageError
 from .models import MODELS, ModelError
 from .runs import Run, RunError, list_runs
