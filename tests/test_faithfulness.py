@@ -156,7 +156,7 @@ def test_the_demo_runs_ship_a_valid_faithfulness_report():
     for run in sorted(p for p in DEMO_ROOT.iterdir() if p.is_dir()):
         doc = fa.load_report(run)
         assert doc is not None, f"{run.name} has no {fa.REPORT}"
-        assert doc["images"] == fa.DEFAULT_IMAGES and "random" in doc["methods"] and not doc["skipped"]
+        assert doc["images"] >= 100 and "random" in doc["methods"] and not doc["skipped"]
         if doc["kind"] == "vit":
             assert {"rollout", "cls", "chefer", "gradcam", "scorecam"} <= set(doc["methods"])
 

@@ -113,14 +113,14 @@ def make_demo(demo: Demo, out: Path, threads: int) -> Path:
         return swap_in(built, out / demo.name)
 
 
-def measure_shipped(target: Path) -> Path:
+def measure_shipped(target: Path, images: int = faithfulness.DEFAULT_IMAGES) -> Path:
     """faithfulness.json for a shipped demo run without retraining it: measured on a writable
     copy (same weights, so the stamp holds), then the two files are copied in atomically."""
     with tempfile.TemporaryDirectory(prefix="tinyvit-demo-faith-") as staging:
         copy = Path(staging) / target.name
         shutil.copytree(target, copy)
         (copy / READONLY_MARK).unlink(missing_ok=True)
-        faithfulness.compute(copy)
+        faithfulness.compute(copy, images)
         for name in (faithfulness.CURVES, faithfulness.REPORT):
             tmp = target / f".{name}.incoming"
             shutil.copyfile(copy / name, tmp)
@@ -165,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=demo_root(), help="where the demo runs go")
     p.add_argument("--faithfulness-only", action="store_true",
                    help="measure the maps of the demo runs already in --out (no training)")
+    p.add_argument("--images", type=int, default=faithfulness.DEFAULT_IMAGES,
+                   help="test images for --faithfulness-only")
     p.add_argument("--threads", type=int, default=max(1, min(2, os.cpu_count() or 1)),
                    help="CPU threads per training run")
     args = p.parse_args(argv)
@@ -176,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if args.faithfulness_only:
                 print(f"measuring the maps of {demo.name}", flush=True)
-                made.append(measure_shipped(args.out / demo.name))
+                made.append(measure_shipped(args.out / demo.name, args.images))
             else:
                 made.append(make_demo(demo, args.out, args.threads))
         except (DemoError, faithfulness.FaithfulnessError) as err:
