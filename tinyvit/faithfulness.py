@@ -170,6 +170,8 @@ def evaluate(model: torch.nn.Module, kind: str, data: TestSet, methods: list[str
              progress: Progress | None = None) -> tuple[dict, dict[str, np.ndarray], dict[str, str]]:
     """(summary per method, per-image arrays, {method: why skipped}); baselines included."""
     progress = progress or (lambda done, total, what: None)
+    if any(m not in BASELINES and not METHODS[m].vit_only for m in methods):
+        import pytorch_grad_cam  # noqa: F401  (its seconds of import are no method's seconds per image)
     n, size = len(data.y), data.x.shape[-1]
     with torch.no_grad():
         target = torch.cat([model(data.x[i:i + BATCH]).argmax(1) for i in range(0, n, BATCH)])
