@@ -121,7 +121,9 @@ def show_prediction(i: int, loaded: LoadedRun, title: str, image, truth: str | N
             st.image(overlay(seen, heat[0], ctrl["colormap"], ctrl["opacity"], size=MAP_PX), width=MAP_PX,
                      caption=info.title + (_cls_where(ctrl) if method == "cls" else ""))
             st.image(colour_bar(ctrl["colormap"], MAP_PX, 10), width=MAP_PX)
-            st.caption(f"least weight ← → most · {info.sentence} {analysis.grid_note(loaded, method).capitalize()}.")
+            empty = " **Empty here: nothing this method reads raises the class.**" if float(heat.max()) == 0 else ""
+            st.caption(f"least weight ← → most · {info.sentence} "
+                       f"{analysis.grid_note(loaded, method).capitalize()}.{empty}")
     for method, why in maps.errors.items():
         st.caption(f"{METHODS[method].title} not shown: {why}")
     st.divider()

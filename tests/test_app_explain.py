@@ -91,7 +91,7 @@ def test_metrics_shows_the_faithfulness_table_and_refuses_a_tampered_one(app_env
     table = next(d.value for d in at.dataframe if "Deletion AUC ↓" in d.value.columns)
     assert {"Grad-CAM", "ScoreCAM", "Random map (baseline)", "Centre-bias map (baseline)"} <= set(table.index)
     assert "Pointing game ↑" in table.columns
-    assert any(len(c.proto.figure.spec) and "Deletion" in c.proto.figure.spec for c in at.get("plotly_chart"))
+    assert any("Deletion: most salient removed first" in c.proto.spec for c in at.get("plotly_chart"))
 
     doc = json.loads(run.file(fa.REPORT).read_text())
     doc["methods"]["random"]["pointing_game"] = 0.99

@@ -42,6 +42,11 @@ def styled(doc: dict):
     return df.style.apply(best, axis=0).format(fmt, na_rep="–")
 
 
+def _height(doc: dict) -> int:
+    """Every row visible, baselines included (the default height scrolls after ten)."""
+    return 36 * (len(doc["methods"]) + 1) + 4
+
+
 def load(run: Run) -> tuple[dict | None, str | None]:
     """(report with curves, None) or (None, why it cannot be shown)."""
     try:
@@ -68,7 +73,7 @@ def section(run: Run) -> None:
         return
     st.caption(f"{doc['images']} test images · target: {doc['target']} · measured {doc['created']} "
                f"in {doc['seconds']:.0f} s. Best value per column in green (baselines excluded).")
-    st.dataframe(styled(doc))
+    st.dataframe(styled(doc), height=_height(doc))
     for m, why in doc.get("skipped", {}).items():
         st.caption(f"Not measured: {m}: {why}")
     with st.expander("What the columns mean", icon=":material/help:"):
@@ -121,4 +126,4 @@ def side_by_side(runs: list[Run]) -> None:
             elif doc is None:
                 st.caption("Not measured yet: compute it on the Metrics page.")
             else:
-                st.dataframe(styled(doc))
+                st.dataframe(styled(doc), height=_height(doc))
