@@ -21,25 +21,25 @@ def frame(doc: dict) -> pd.DataFrame:
     """Methods × metrics, in the report's order, columns only for the metrics it has."""
     cols = [k for k in METRICS if any(r.get(k) is not None for r in doc["methods"].values())]
     rows = {r["title"]: {METRICS[c][0]: r.get(c) for c in cols} for r in doc["methods"].values()}
-    return pd.DataFrame.from_dict(rows, orient="index")
+    # float: a baseline's missing seconds become NaN, shown as "–".
+    return pd.DataFrame.from_dict(rows, orient="index").astype(float)
 
 
 def styled(doc: dict):
-    """The table with each column's best method (baselines not counted) in bold green."""
+    """The table as text (a baseline has no seconds: "–"), each column's best method (baselines
+    not counted) in bold green."""
     df = frame(doc)
     methods = [r["title"] for k, r in doc["methods"].items() if k not in BASELINES]
     higher = {METRICS[k][0]: METRICS[k][1] for k in METRICS}
-
-    def best(col: pd.Series) -> list[str]:
-        vals = col[col.index.isin(methods)].dropna()
-        if vals.empty:
-            return [""] * len(col)
-        target = vals.max() if higher[col.name] else vals.min()
-        return ["font-weight: bold; background-color: #d4f4dd" if (i in methods and v == target) else ""
-                for i, v in col.items()]
-
-    fmt = {c: ("{:.4f}" if c.startswith("Seconds") else "{:.3f}") for c in df.columns}
-    return df.style.apply(best, axis=0).format(fmt, na_rep="–")
+    marks = pd.DataFrame("", index=df.index, columns=df.columns)
+    for col in df.columns:
+        vals = df.loc[df.index.isin(methods), col].dropna()
+        if not vals.empty:
+            target = vals.max() if higher[col] else vals.min()
+            marks.loc[vals.index[vals == target], col] = "font-weight: bold; background-color: #d4f4dd"
+    text = df.apply(lambda col: col.map(lambda v: "–" if pd.isna(v) else
+                                        (f"{v:.4f}" if col.name.startswith("Seconds") else f"{v:.3f}")))
+    return text.style.apply(lambda _: marks, axis=None)
 
 
 def _height(doc: dict) -> int:
