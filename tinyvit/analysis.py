@@ -83,7 +83,9 @@ def grid_note(loaded: LoadedRun, method: str) -> str:
         g = loaded.model.grid
         p = size // g if g else 0
         return f"one value per {p}×{p}-pixel patch: a {g}×{g} grid, smoothed to the image"
-    return "computed on a coarser feature map, then resized to the image's pixels"
+    target = ex.CAM_TARGETS.get(loaded.config.get("model"))
+    where = f"read from {target.why}" if target else "read from a feature map"
+    return f"{where}, then resized to the image's pixels"
 
 
 # -- what the model saw ----------------------------------------------------------------------
