@@ -7,8 +7,9 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from tinyvit import analysis, appdata, charts, report, ui
-from tinyvit.explain import overlay, uint8_to_pil
+from tinyvit import analysis, appdata, charts, faithview, report, ui
+from tinyvit.explain import uint8_to_pil
+from tinyvit.heatmap import overlay
 from tinyvit.inference import MAX_UPLOAD_BYTES, ImageError, open_image
 from tinyvit.runs import Run, RunError
 
@@ -180,6 +181,7 @@ def page() -> None:
         return
     curves(runs)
     confusions(runs)
+    faithview.side_by_side(runs)
     one_image(runs)
 
 

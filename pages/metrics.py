@@ -1,14 +1,16 @@
 """Metrics: everything the trainer measured for one run, read from its files.
 
 The slides' table (validation at the best and last epoch, test), per-class scores, the
-confusion matrix, per-epoch curves, and the most confident mistakes with their maps.
+confusion matrix, per-epoch curves, how faithful the saliency maps are, and the most
+confident mistakes with their maps.
 A run still training shows what exists so far."""
 from __future__ import annotations
 
 import streamlit as st
 
-from tinyvit import analysis, appdata, charts, report, ui
-from tinyvit.explain import overlay, uint8_to_pil
+from tinyvit import analysis, appdata, charts, faithview, report, ui
+from tinyvit.explain import uint8_to_pil
+from tinyvit.heatmap import overlay
 from tinyvit.models import MODELS
 from tinyvit.runs import ACTIVE, Run
 
@@ -128,6 +130,7 @@ def page() -> None:
     summary(run)
     test_details(run)
     curves(run)
+    faithview.section(run)
     mistakes(run)
 
 

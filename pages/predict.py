@@ -1,11 +1,12 @@
 """Predict: classify uploaded images (or the run's saved test images) with a trained run,
-show the top-k classes and where the model looked (attention or Grad-CAM)."""
+show the top-k classes, what the model saw, and where it looked by every saliency method."""
 from __future__ import annotations
 
 import streamlit as st
 
 from tinyvit import analysis, appdata, charts, ui
-from tinyvit.explain import overlay, uint8_to_pil
+from tinyvit.explain import METHODS, uint8_to_pil
+from tinyvit.heatmap import COLORMAPS, colour_bar, overlay
 from tinyvit.inference import MAX_UPLOAD_BYTES, ImageError, LoadedRun, open_image
 
 ui.require_router()
@@ -57,21 +58,74 @@ def _name(names: list[str], i: int) -> str:
     return names[i] if i < len(names) else f"class {i}"
 
 
+MAP_PX = 150
+MAP_COLUMNS = 4
+
+
+def map_controls(loaded: LoadedRun) -> dict:
+    """Target class, colour map, opacity; for a ViT the CLS map's layer and head; ScoreCAM on demand."""
+    layers, heads = analysis.attention_shape(loaded) if loaded.kind == "vit" else (0, 0)
+    cols = st.columns([3, 2, 2, 2, 2] if layers else [3, 2, 2, 2])
+    names = loaded.class_names
+    target = cols[0].selectbox("Explain the class", [None, *range(len(names))], key=f"pred_target_{len(names)}",
+                               format_func=lambda c: "the predicted one" if c is None else names[c],
+                               help="Every map shows where the model found evidence for this class.")
+    colormap = cols[1].selectbox("Colour map", COLORMAPS, key="pred_cmap")
+    opacity = cols[2].slider("Opacity", 0.0, 1.0, 0.5, 0.05, key="pred_opacity")
+    layer, head = -1, None
+    if layers:
+        layer = cols[3].selectbox("CLS attention layer", list(range(layers)), index=layers - 1,
+                                  key=f"pred_layer_{layers}", format_func=lambda i: f"layer {i + 1}")
+        head = cols[4].selectbox("Head", [None, *range(heads)], key=f"pred_head_{heads}",
+                                 format_func=lambda h: "mean of heads" if h is None else f"head {h + 1}")
+    slow = st.toggle("Include ScoreCAM (about a second per image: one forward pass per feature channel)",
+                     key="pred_scorecam")
+    return dict(target=target, colormap=colormap, opacity=opacity, layer=layer, head=head,
+                methods=analysis.methods_for(loaded, cheap_only=not slow))
+
+
+def _cls_where(ctrl: dict) -> str:
+    layer = "last layer" if ctrl["layer"] < 0 else f"layer {ctrl['layer'] + 1}"
+    return f" ({layer}, {'mean of heads' if ctrl['head'] is None else 'head ' + str(ctrl['head'] + 1)})"
+
+
 def show_prediction(i: int, loaded: LoadedRun, title: str, image, truth: str | None, ctrl: dict, k: int) -> None:
     x8, x = analysis.prepare(loaded, image)
-    exp = appdata.explain(loaded, x, ctrl["method"], ctrl["layer"], ctrl["head"])
+    maps = appdata.explain_all(loaded, x, ctrl["methods"], ctrl["target"], ctrl["layer"], ctrl["head"])
+    probs, top = maps.probs[0], int(maps.probs[0].argmax())
     seen = uint8_to_pil(x8)
     cols = st.columns([1, 1, 2], vertical_alignment="top")
-    cols[0].image(ui.enlarge(image), caption=title, width=ui.DISPLAY_PX)
-    cols[1].image(overlay(seen, exp.heat, ctrl["colormap"], ctrl["opacity"], size=ui.DISPLAY_PX),
-                  caption=f"{analysis.METHODS[exp.method]} on the {seen.width}×{seen.height} input",
-                  width=ui.DISPLAY_PX)
+    cols[0].image(ui.enlarge(image), caption=f"{title} ({image.width}×{image.height})", width=ui.DISPLAY_PX)
+    steps = analysis.preprocessing_steps(loaded, image)
+    cols[1].image(ui.enlarge(seen), width=ui.DISPLAY_PX,
+                  caption=f"What the model saw: {seen.width}×{seen.height} pixels"
+                          f"{' (' + ', '.join(steps) + ')' if steps else ''}")
     with cols[2]:
-        verdict = f"**{_name(loaded.class_names, exp.top)}** · {exp.confidence:.1%}"
+        verdict = f"**{_name(loaded.class_names, top)}** · {float(probs.max()):.1%}"
         if truth is not None:
-            verdict += " ✅" if truth == _name(loaded.class_names, exp.top) else f" ❌ (true: {truth})"
+            verdict += " ✅" if truth == _name(loaded.class_names, top) else f" ❌ (true: {truth})"
         st.markdown(verdict)
-        st.plotly_chart(charts.topk_bar(exp.probs.tolist(), loaded.class_names, k), key=f"topk_{i}")
+        st.plotly_chart(charts.topk_bar(probs.tolist(), loaded.class_names, k), key=f"topk_{i}")
+    reasons = analysis.cautions(loaded, image, x)
+    if reasons:
+        st.warning("**Caution: this image is unlike the training data**, so the prediction and the maps "
+                   "may mean little: " + "; ".join(reasons) + ".", icon=":material/warning:")
+    target = int(maps.target[0])
+    st.markdown(f"**Where the model found evidence for *{_name(loaded.class_names, target)}***, "
+                f"by {len(maps.heat)} methods. Colour: how much weight a method gives each spot, "
+                f"relative to that map's own maximum.")
+    grid = st.columns(MAP_COLUMNS)
+    for j, (method, heat) in enumerate(maps.heat.items()):
+        info = METHODS[method]
+        with grid[j % MAP_COLUMNS]:
+            st.image(overlay(seen, heat[0], ctrl["colormap"], ctrl["opacity"], size=MAP_PX), width=MAP_PX,
+                     caption=info.title + (_cls_where(ctrl) if method == "cls" else ""))
+            st.image(colour_bar(ctrl["colormap"], MAP_PX, 10), width=MAP_PX)
+            empty = " **Empty here: nothing this method reads raises the class.**" if float(heat.max()) == 0 else ""
+            st.caption(f"least weight ← → most · {info.sentence} "
+                       f"{analysis.grid_note(loaded, method).capitalize()}.{empty}")
+    for method, why in maps.errors.items():
+        st.caption(f"{METHODS[method].title} not shown: {why}")
     st.divider()
 
 
@@ -88,10 +142,9 @@ def page() -> None:
                f"{'Vision Transformer' if loaded.kind == 'vit' else 'CNN'} · "
                f"{len(loaded.class_names)} classes: {', '.join(loaded.class_names[:12])}"
                f"{' …' if len(loaded.class_names) > 12 else ''}")
-    layers, heads = analysis.attention_shape(loaded) if loaded.kind == "vit" else (0, 0)
     controls, top = st.columns([6, 1])
     with controls:
-        ctrl = ui.map_controls("pred", analysis.methods_for(loaded), analysis.METHODS, layers, heads)
+        ctrl = map_controls(loaded)
     most = max(1, min(10, len(loaded.class_names)))
     k = top.number_input("Top-k", 1, most, min(5, most), key=f"pred_k_{most}", help="classes in the bar chart")
     source = st.radio("Images from", SOURCES, horizontal=True, key="pred_source",

@@ -354,26 +354,27 @@ def test_uploaded_images_get_a_prediction_and_a_map(runs_root):
     assert not at.error, texts(at.error)
     topk = [c for c in at.get("plotly_chart")]
     assert len(topk) == len(uploads)
-    captions = [c for img in at.image for c in img.proto.imgs]
-    assert sum("Attention rollout" in c.caption for c in captions) == len(uploads)
-    # Raw CLS attention of one layer and head, and Grad-CAM, for the same TinyViT.
-    at.selectbox(key="pred_method_vit").set_value("cls").run()
+    captions = [c.caption for img in at.image for c in img.proto.imgs]
+    # Every method's map for every upload, in one grid per image.
+    for title in ("Attention rollout", "Gradient-weighted attention", "Grad-CAM", "EigenCAM"):
+        assert sum(c == title for c in captions) == len(uploads), title
+    # Raw CLS attention of one layer and head, for the same TinyViT.
     at.selectbox(key="pred_layer_2").set_value(0).run()
     at.selectbox(key="pred_head_4").set_value(1).run()
     assert_clean(at)
-    assert sum("CLS attention" in c.caption for img in at.image for c in img.proto.imgs) == len(uploads)
-    at.selectbox(key="pred_method_vit").set_value("gradcam").run()
-    assert sum("Grad-CAM" in c.caption for img in at.image for c in img.proto.imgs) == len(uploads)
+    assert sum("CLS attention (layer 1, head 2)" in c.caption
+               for img in at.image for c in img.proto.imgs) == len(uploads)
 
 
-def test_cnn_predicts_on_saved_test_images_with_grad_cam(runs_root):
+def test_cnn_predicts_on_saved_test_images_with_the_cam_family(runs_root):
     at = page("pages/predict.py")
     at.selectbox(key="picker_predict").set_value(str(runs_root / "tiny-cnn")).run()
     at.radio(key="pred_source").set_value("The run's test images").run()
     assert_clean(at)
-    assert at.selectbox(key="pred_method_cnn").value == "gradcam"
     assert len(at.get("plotly_chart")) == 1
-    assert any("Grad-CAM" in c.caption for img in at.image for c in img.proto.imgs)
+    captions = [c.caption for img in at.image for c in img.proto.imgs]
+    assert {"Grad-CAM", "Grad-CAM++", "HiResCAM", "XGrad-CAM", "LayerCAM", "EigenCAM"} <= set(captions)
+    assert not any("attention" in c.lower() for c in captions)
 
 
 def bomb() -> bytes:
@@ -652,8 +653,8 @@ def test_the_study_is_named_once_on_home_and_no_flags_show(runs_root, path):
 def test_moving_the_opacity_redraws_the_overlay_without_recomputing_maps(runs_root, monkeypatch):
     from tinyvit import analysis
     calls = []
-    real = analysis.explain
-    monkeypatch.setattr(analysis, "explain", lambda *a, **k: calls.append(a[2:]) or real(*a, **k))
+    real = analysis.explain_all
+    monkeypatch.setattr(analysis, "explain_all", lambda *a, **k: calls.append(a[2:]) or real(*a, **k))
     at = page("pages/predict.py")
     at.selectbox(key="picker_predict").set_value(str(runs_root / "tiny-tinyvit")).run()
     at.radio(key="pred_source").set_value("Upload images").run()
@@ -669,8 +670,8 @@ def test_moving_the_opacity_redraws_the_overlay_without_recomputing_maps(runs_ro
     assert_clean(at)
     assert len(calls) == computed  # the same maps, drawn again
     assert [c.url for img in at.image for c in img.proto.imgs] != before  # the overlays did change
-    at.selectbox(key="pred_method_vit").set_value("gradcam").run()
-    assert len(calls) == computed + 3  # another map: computed once per image
+    at.selectbox(key="pred_target_10").set_value(3).run()
+    assert len(calls) == computed + 3  # another class to explain: computed once per image
 
 
 def test_the_per_epoch_csv_is_in_percent(runs_root):

@@ -36,7 +36,7 @@ def test_table_names_the_machine_and_every_section(quick_bench):
     first = stdout.splitlines()[0]
     assert first.startswith("machine: ") and "cores" in first and "torch" in first and "threads" in first
     for title in ("Training throughput on CPU", "Whole epoch with data", "Prediction latency",
-                  "Time to 97% test accuracy on digits"):
+                  "Time to 97% test accuracy on digits", "Saliency maps on CPU"):
         assert title in stdout
     assert doc["table"] in stdout
     assert doc["machine"]["cores"] >= 1 and doc["machine"]["torch"]

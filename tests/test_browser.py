@@ -60,6 +60,7 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
 
 
 DEMO_VIT, DEMO_CNN = "demo-digits-tinyvit", "demo-digits-cnn"
+DEMO_SHAPES_VIT = "demo-shapes-tinyvit"
 
 
 def demo_root(tmp: Path) -> Path:
@@ -254,25 +255,29 @@ def test_train_watch_predict_and_photograph_every_page(server, browser, shots):
     settle(page)
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
         {"name": "one.png", "mimeType": "image/png", "buffer": digit_png()})
-    page.get_by_text("Attention rollout on the 16×16 input").wait_for(timeout=60_000)
+    page.get_by_text("What the model saw: 16×16 pixels").wait_for(timeout=60_000)
     settle(page)
     no_exception(page)
     assert page.locator('[data-testid="stPlotlyChart"]').count() >= 1  # the top-k bars
     assert page.locator('[data-testid="stPlotlyChart"] .barlayer').count() >= 1
     overlay = page.locator('[data-testid="stImage"]').filter(has_text="Attention rollout")
     assert overlay.locator("img").count() == 1
+    assert page.locator('[data-testid="stImage"]').filter(has_text="Grad-CAM").count() >= 1
     if demos:
         pick(page, "Run", DEMO_VIT)
-        page.get_by_text("Attention rollout on the 16×16 input").wait_for()
+        page.get_by_text("What the model saw: 16×16 pixels").wait_for()
     screenshot(page, shots, "predict")
 
     page.goto(f"{url}/metrics")
     settle(page)
     page.get_by_text("Confusion matrix (test)").wait_for()
     page.get_by_text("Most confident mistakes (test)").wait_for()
+    page.get_by_text("How faithful are the maps").wait_for()
     no_exception(page)
     if demos:
-        pick(page, "Run", DEMO_VIT)
+        pick(page, "Run", DEMO_SHAPES_VIT)
+        page.get_by_text("Deletion: most salient removed first").wait_for(timeout=30_000)
+        settle(page)
     screenshot(page, shots, "metrics")
 
     page.goto(f"{url}/compare")

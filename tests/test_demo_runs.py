@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import shutil
 import sys
 
 import pytest
 import torch
 
-from tinyvit import demo
+from tinyvit import demo, faithfulness
 from tinyvit.checkpoint import CHECKPOINT, WEIGHTS
 from tinyvit.inference import load_run
 from tinyvit.metrics import METRIC_NAMES
@@ -97,6 +98,21 @@ def test_make_demo_trains_strips_and_replaces(tmp_path):
     assert load_run(path).config["model_hparams"]["embed_dim"] == 16
     assert [p.name for p in out.iterdir()] == ["demo-tiny"]  # no staging folder left behind
     assert "demo-tiny" in demo.summary([path])
+    # Its maps were measured before it became read-only, and the report matches its weights.
+    assert faithfulness.load_report(path)["images"] == faithfulness.DEFAULT_IMAGES
+
+
+def test_the_shipped_runs_maps_are_measured_on_a_copy_without_retraining(tmp_path):
+    out = tmp_path / "demo_runs"
+    shutil.copytree(DEMO_ROOT / "demo-digits-cnn", out / "demo-digits-cnn")
+    target = out / "demo-digits-cnn"
+    for name in (faithfulness.REPORT, faithfulness.CURVES):
+        (target / name).unlink(missing_ok=True)
+    weights = (target / WEIGHTS).read_bytes()
+    demo.measure_shipped(target, images=4)
+    assert faithfulness.load_report(target)["images"] == 4
+    assert open_run(target).readonly and (target / WEIGHTS).read_bytes() == weights
+    assert {p.name for p in target.iterdir()} == set(demo.KEEP) | {READONLY_MARK}
 
 
 def test_a_demo_below_its_accuracy_floor_is_not_shipped(tmp_path):

@@ -5,6 +5,7 @@ The pieces the CLI and the app share:
     load_dataset / DATASETS  datasets as uint8 tensors   (tinyvit.data)
     train.py               the trainer                   (tinyvit.training, tinyvit.engine)
     list_runs / load_run   the run store and inference   (tinyvit.runs, tinyvit.inference)
+    saliency maps and how faithful they are             (tinyvit.explain, tinyvit.faithfulness)
 """
 from .models import MODELS, build_model, count_parameters
 from .runs import Run, delete_run, list_runs, open_run

@@ -56,12 +56,30 @@ def explain(loaded: LoadedRun, x: torch.Tensor, method: str, layer: int = -1,
             head: int | None = None) -> analysis.Explanation:
     """analysis.explain, once per model, image and map settings: moving the opacity or
     changing the colour map only redraws the overlay."""
-    digest = hashlib.sha256(x.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
+    return _explanation(_model_key(loaded), _digest(x), method, layer, head, loaded, x)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _explanations(model_key: tuple, image_digest: str, methods: tuple[str, ...], target: int | None,
+                  layer: int, head: int | None, _loaded: LoadedRun, _x: torch.Tensor):
+    return analysis.explain_all(_loaded, _x, list(methods), target, layer, head)
+
+
+def explain_all(loaded: LoadedRun, x: torch.Tensor, methods: list[str], target: int | None = None,
+                layer: int = -1, head: int | None = None):
+    """analysis.explain_all, once per model, image and map settings (see `explain`)."""
+    return _explanations(_model_key(loaded), _digest(x), tuple(methods), target, layer, head, loaded, x)
+
+
+def _digest(x: torch.Tensor) -> str:
+    return hashlib.sha256(x.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
+
+
+def _model_key(loaded: LoadedRun) -> tuple:
     try:  # new weights (a run that trained further) are a new model
-        model_key = (str(loaded.path), (loaded.path / WEIGHTS).stat().st_mtime_ns)
+        return (str(loaded.path), (loaded.path / WEIGHTS).stat().st_mtime_ns)
     except OSError:
-        model_key = (str(loaded.path), id(loaded.model))
-    return _explanation(model_key, digest, method, layer, head, loaded, x)
+        return (str(loaded.path), id(loaded.model))
 
 
 def load_run_samples(run: Run) -> dict | None:

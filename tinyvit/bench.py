@@ -7,6 +7,7 @@ a change in the machine's load during the run hits every model alike.
     python -m tinyvit.bench                      # everything; the real-data rows take up to 75 min
     python -m tinyvit.bench --only train,epoch,predict,accuracy   # < 5 minutes on 2 cores
     python -m tinyvit.bench --only train,predict # some sections
+    python -m tinyvit.bench --only explain       # saliency maps and their faithfulness
     python -m tinyvit.bench --json docs/bench.json
     python -m tinyvit.bench --quick              # tiny settings (the test runs this)
 
@@ -14,7 +15,9 @@ Sections: train (training throughput and the fraction of the machine's matmul ce
 epoch (a whole epoch with data and augmentation), predict (one uploaded image, with and
 without attention rollout), accuracy (seconds to 97% test accuracy on digits), real (seconds
 to 90% / 92% on Fashion-MNIST, slides' recipe against the improved one; skipped without the
-data), gpu (only when CUDA is present), sweep (what a sweep's trial costs beyond its train.py run).
+data), gpu (only when CUDA is present), sweep (what a sweep's trial costs beyond its train.py run),
+explain (one image through every cheap saliency method and through ScoreCAM, and the faithfulness
+measurement on 200 shapes test images, for the demo shapes runs).
 """
 from __future__ import annotations
 
@@ -34,7 +37,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-SECTIONS = ("train", "epoch", "predict", "accuracy", "real", "gpu", "sweep")
+SECTIONS = ("train", "epoch", "predict", "accuracy", "real", "gpu", "sweep", "explain")
 # The slides' CIFAR-10 table.
 SLIDES_TABLE = dict(num_classes=10, embed_dim=128, img_size=32, patch_size=4, in_chans=3,
                     num_heads=8, num_layers=6, mlp_dim=512, dropout=0.1)
@@ -59,12 +62,14 @@ class Settings:
     real_test_images: int | None = None  # None: all 10,000
     subset: int | None = None
     gpu_images: int = 50_000
+    explain_repeats: int = 10
+    faith_images: int = 200
 
     @classmethod
     def quick(cls) -> "Settings":
         return cls(warmup=1, rounds=2, steps=1, epoch_images=128, loader_workers=1,
                    predict_repeats=5, max_epochs=2, accuracy_seconds=10.0, real_seconds=10.0, real_test_images=200, subset=10,
-                   gpu_images=2_048)
+                   gpu_images=2_048, explain_repeats=2, faith_images=6)
 
 
 @dataclass
@@ -499,6 +504,7 @@ TITLES = {
                 "evaluation excluded)",
     "real": "Time to accuracy on Fashion-MNIST (10,000 official test images; training time, evaluation "
             "excluded; at most {real_seconds:.0f} s a row)",
+    "explain": "Saliency maps on CPU: the demo shapes runs (32x32 images)",
     "gpu": "GPU: the training rows with bf16 autocast (ratio: to the slides' way), and one epoch",
     "sweep": "Sweep (tinyvit.sweep): a small digits sweep, one worker; what each trial costs beyond its train.py run",
 }
@@ -525,6 +531,37 @@ def sweep_rows(s: Settings) -> list[Row]:
                 note=f"target <= 2 s; {len(extra)} trials"),
             Row("sweep", "its train.py process (median)", statistics.median(proc), "s",
                 note="start, data, 1 epoch, test: any run pays it")]
+
+
+# -- saliency maps ---------------------------------------------------------------------------
+def explain_rows(s: Settings) -> list[Row]:
+    """One image through all cheap methods, ScoreCAM alone (p50 of repeats), and the whole
+    faithfulness measurement (nothing written) on the demo shapes runs."""
+    from .explain import explain_batch, methods_for
+    from .faithfulness import evaluate, test_images
+    from .inference import load_run
+    from .runs import DEMO_ROOT
+    rows = []
+    for name in ("demo-shapes-tinyvit", "demo-shapes-cnn"):
+        loaded = load_run(DEMO_ROOT / name)
+        model, kind, model_name = loaded.model, loaded.kind, loaded.config["model"]
+        data = test_images(loaded.config, s.faith_images)
+        x = data.x[:1]
+        cheap = methods_for(kind, model_name, cheap_only=True)
+        for label, methods in ((f"all {len(cheap)} cheap methods", cheap), ("ScoreCAM", ["scorecam"])):
+            explain_batch(model, x, kind, methods)  # warm-up (and the library's import)
+            times = []
+            for _ in range(s.explain_repeats):
+                t0 = time.perf_counter()
+                explain_batch(model, x, kind, methods)
+                times.append((time.perf_counter() - t0) * 1e3)
+            rows.append(Row("explain", f"{name}: one image, {label} (p50)", float(np.median(times)), "ms",
+                            note=", ".join(methods) if len(methods) > 1 else ""))
+        t0 = time.perf_counter()
+        _, _, skipped = evaluate(model, kind, data, methods_for(kind, model_name))
+        rows.append(Row("explain", f"{name}: faithfulness, {s.faith_images} images, all methods",
+                        time.perf_counter() - t0, "s", note="maps, deletion/insertion curves, pointing, mass"))
+    return rows
 
 
 def fmt(value: float | None, unit: str) -> str:
@@ -567,6 +604,9 @@ def run(sections: list[str], s: Settings, quick: bool, log: Callable[[str], None
     if "real" in sections:
         log("time to accuracy on Fashion-MNIST (up to 15 minutes a row) ...")
         rows += real_rows(s)
+    if "explain" in sections:
+        log("saliency maps and faithfulness ...")
+        rows += explain_rows(s)
     if "gpu" in sections and torch.cuda.is_available():
         log("GPU ...")
         rows += gpu_rows(s)

@@ -150,3 +150,33 @@ def confusion_heatmap(matrix: Sequence[Sequence[float]], class_names: Sequence[s
                       yaxis=dict(title="true", type="category", autorange="reversed"),
                       **{**LAYOUT, "margin": dict(l=10, r=10, t=40 if title else 10, b=10)})
     return fig
+
+
+def faithfulness_curves(curves: Mapping[str, Mapping[str, Sequence[float]]], titles: Mapping[str, str],
+                        height: int = 340) -> go.Figure:
+    """Mean deletion (left) and insertion (right) curves: the predicted class's probability
+    against the fraction of pixels removed / revealed, most salient first. Baselines dashed."""
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.08,
+                        subplot_titles=("Deletion: most salient removed first (lower is better)",
+                                        "Insertion: most salient revealed first (higher is better)"))
+    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+               "#bcbd22", "#7f7f7f"]
+    for i, (method, pair) in enumerate(curves.items()):
+        baseline = method in ("random", "centre")
+        colour = "#555555" if baseline else palette[i % len(palette)]
+        for col, which in enumerate(("deletion", "insertion"), 1):
+            ys = list(pair.get(which, []))
+            if not ys:
+                continue
+            xs = [100 * k / (len(ys) - 1) for k in range(len(ys))]
+            fig.add_trace(go.Scatter(x=xs, y=[100 * y for y in ys], mode="lines", name=titles.get(method, method),
+                                     legendgroup=method, showlegend=col == 1,
+                                     line=dict(color=colour, dash="dash" if baseline else "solid",
+                                               width=1.5 if baseline else 2)), row=1, col=col)
+    fig.update_xaxes(title_text="% of pixels", range=[0, 100])
+    fig.update_yaxes(title_text="probability of the predicted class (%)", range=[0, 100], col=1)
+    fig.update_yaxes(range=[0, 100], col=2)
+    fig.update_layout(height=height, **{**LAYOUT, "legend": dict(orientation="h", yanchor="top", y=-0.25,
+                                                                  xanchor="center", x=0.5)})
+    fig.update_annotations(font_size=12)
+    return fig

@@ -3,6 +3,7 @@ predictions, attention maps, metrics and comparisons to show before anything is 
 
     python -m tinyvit.demo              # (make demo-runs) retrain all four: about 10 CPU-minutes
     python -m tinyvit.demo --only demo-shapes-cnn
+    python -m tinyvit.demo --faithfulness-only   # measure the shipped runs' maps, no training
 
 Each run is trained by train.py in its own process, in a temporary folder; then what viewing
 does not need (the optimizer checkpoint for --resume) is dropped, the run is marked read-only
@@ -24,6 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import faithfulness
 from .checkpoint import WEIGHTS, atomic_write_text
 from .runs import DEMO_ROOT, READONLY_MARK, Run, open_run
 
@@ -31,7 +33,7 @@ REPO = Path(__file__).resolve().parent.parent
 # What the app reads from a finished run (tinyvit.inference.load_run needs config.json and
 # model.safetensors; the pages read the rest). checkpoint.safetensors is left out.
 KEEP = ("config.json", "status.json", "metrics.jsonl", "test_metrics.json", "predictions.csv",
-        "samples.safetensors", WEIGHTS)
+        "samples.safetensors", WEIGHTS, faithfulness.REPORT, faithfulness.CURVES)
 # Pre-norm, as the shipped demos were trained (new runs default to post-norm since; see the
 # README's "Pre-norm or post-norm"): a retrain must give the runs the README describes.
 SMALL_VIT = ("--model", "tinyvit", "--embed-dim", "64", "--num-heads", "4", "--num-layers", "4",
@@ -108,8 +110,25 @@ def make_demo(demo: Demo, out: Path, threads: int) -> Path:
         if accuracy < demo.min_accuracy:
             raise DemoError(f"{demo.name} reached only {accuracy:.1%} test accuracy (at least "
                             f"{demo.min_accuracy:.0%} expected); the old demo run is kept")
+        # Measured before the run is marked read-only: afterwards nothing may write into it.
+        faithfulness.compute(built)
         strip_run(built)
         return swap_in(built, out / demo.name)
+
+
+def measure_shipped(target: Path, images: int = faithfulness.DEFAULT_IMAGES) -> Path:
+    """faithfulness.json for a shipped demo run without retraining it: measured on a writable
+    copy (same weights, so the stamp holds), then the two files are copied in atomically."""
+    with tempfile.TemporaryDirectory(prefix="tinyvit-demo-faith-") as staging:
+        copy = Path(staging) / target.name
+        shutil.copytree(target, copy)
+        (copy / READONLY_MARK).unlink(missing_ok=True)
+        faithfulness.compute(copy, images)
+        for name in (faithfulness.CURVES, faithfulness.REPORT):
+            tmp = target / f".{name}.incoming"
+            shutil.copyfile(copy / name, tmp)
+            os.replace(tmp, target / name)
+    return target
 
 
 def swap_in(built: Path, target: Path) -> Path:
@@ -147,6 +166,10 @@ def arg_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--only", nargs="+", choices=names, metavar="NAME", help=f"only these: {', '.join(names)}")
     p.add_argument("--out", type=Path, default=demo_root(), help="where the demo runs go")
+    p.add_argument("--faithfulness-only", action="store_true",
+                   help="measure the maps of the demo runs already in --out (no training)")
+    p.add_argument("--images", type=int, default=faithfulness.DEFAULT_IMAGES,
+                   help="test images for --faithfulness-only")
     # One thread, as the shipped demos were trained: the thread count splits each batch, so it
     # is part of what a run is (and one thread is cheapest on a shared machine).
     p.add_argument("--threads", type=int, default=1, help="CPU threads per training run")
@@ -161,8 +184,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.only and demo.name not in args.only:
             continue
         try:
-            made.append(make_demo(demo, args.out, args.threads))
-        except DemoError as err:
+            if args.faithfulness_only:
+                print(f"measuring the maps of {demo.name}", flush=True)
+                made.append(measure_shipped(args.out / demo.name, args.images))
+            else:
+                made.append(make_demo(demo, args.out, args.threads))
+        except (DemoError, faithfulness.FaithfulnessError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 1
     print(f"\n{summary(made)}\n\nmade {len(made)} demo run(s) in {args.out} in {time.time() - start:.0f} s")

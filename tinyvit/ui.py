@@ -14,7 +14,6 @@ from PIL import Image
 from . import owner, space
 from .config import ConfigError
 from .data import DATASETS, DatasetError
-from .explain import COLORMAPS
 from .inference import ImageError
 from .models import MODELS, ModelError
 from .runs import Run, RunError, list_runs
@@ -248,29 +247,6 @@ def enlarge(img: Image.Image, size: int = DISPLAY_PX) -> Image.Image:
         return img
     scale = size / max(img.size)
     return img.resize((round(img.width * scale), round(img.height * scale)), Image.NEAREST)
-
-
-def map_controls(key: str, methods: list[str], method_labels: dict[str, str],
-                 layers: int = 0, heads: int = 0) -> dict:
-    """Method, layer/head (for CLS attention only), colour map and opacity, in one row."""
-    # One choice per kind of model: a ViT opens on its attention, a CNN on Grad-CAM, whatever
-    # was picked for the other kind.
-    method_key = f"{key}_method_{'vit' if layers else 'cnn'}"
-    per_layer = st.session_state.get(method_key, methods[0]) == "cls" and layers > 0
-    cols = st.columns([3, 2, 2, 2, 3] if per_layer else [3, 2, 3])
-    method = cols[0].selectbox("Map", methods, format_func=method_labels.get, key=method_key,
-                               help="Attention rollout combines every layer's attention; CLS attention "
-                                    "shows one layer (and one head); Grad-CAM works for any model.")
-    layer, head = layers - 1, None
-    if per_layer:
-        # Keys carry the counts: a model with other layers/heads gets fresh selectors.
-        layer = cols[1].selectbox("Layer", list(range(layers)), index=layers - 1, key=f"{key}_layer_{layers}",
-                                  format_func=lambda i: f"layer {i + 1}")
-        head = cols[2].selectbox("Head", [None, *range(heads)], key=f"{key}_head_{heads}",
-                                 format_func=lambda h: "mean of heads" if h is None else f"head {h + 1}")
-    colormap = cols[-2].selectbox("Colour map", COLORMAPS, key=f"{key}_cmap")
-    opacity = cols[-1].slider("Opacity", 0.0, 1.0, 0.5, 0.05, key=f"{key}_opacity")
-    return dict(method=method, layer=layer, head=head, colormap=colormap, opacity=opacity)
 
 
 def no_runs_hint(what: str = "Train a model first") -> None:

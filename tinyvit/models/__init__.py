@@ -19,7 +19,7 @@ from .vit import TinyViT
 class ModelSpec:
     name: str
     cls: type
-    kind: str  # "vit" (attention maps) or "cnn" (Grad-CAM only)
+    kind: str  # "vit" (attention maps and CAMs) or "cnn" (CAMs only)
     title: str
     description: str
     hparams: dict[str, Any] = field(default_factory=dict)  # tunable, with defaults

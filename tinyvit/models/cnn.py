@@ -30,7 +30,7 @@ class SmallCNN(nn.Module, PyTorchModelHubMixin, **HUB_KW):
         cin = in_chans
         for i, w in enumerate(widths):
             layers += _conv_bn(cin, w) + _conv_bn(w, w)
-            # No pooling after the last stage: Grad-CAM gets the finest last feature map.
+            # No pooling after the last stage: CAMs get the finest last feature map.
             if i < len(widths) - 1:
                 layers.append(nn.MaxPool2d(2))
             cin = w
@@ -40,12 +40,6 @@ class SmallCNN(nn.Module, PyTorchModelHubMixin, **HUB_KW):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
-
-    def cam_layer(self) -> nn.Module:
-        return self.features
-
-    def cam_reshape(self, activation: torch.Tensor) -> torch.Tensor:
-        return activation
 
 
 class ResNet18Small(nn.Module, PyTorchModelHubMixin, **HUB_KW):
@@ -60,9 +54,3 @@ class ResNet18Small(nn.Module, PyTorchModelHubMixin, **HUB_KW):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
-
-    def cam_layer(self) -> nn.Module:
-        return self.net.layer4
-
-    def cam_reshape(self, activation: torch.Tensor) -> torch.Tensor:
-        return activation

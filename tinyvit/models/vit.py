@@ -218,18 +218,6 @@ class TinyViT(
             attentions.append(w)
         return self.classifier(self.norm(x[:, 0])), attentions
 
-    # Grad-CAM needs a spatial map that still influences the CLS output: the tokens that
-    # enter the last block (after it, patch tokens no longer reach the CLS token).
-    def cam_layer(self) -> nn.Module:
-        return self.blocks[-2] if len(self.blocks) > 1 else self.patch_embed
-
-    def cam_reshape(self, activation) -> torch.Tensor:
-        tokens = activation[0] if isinstance(activation, tuple) else activation
-        if tokens.shape[1] == self.grid * self.grid + 1:
-            tokens = tokens[:, 1:]
-        b, n, d = tokens.shape
-        return tokens.transpose(1, 2).reshape(b, d, self.grid, self.grid)
-
 
 def check_vit_hparams(img_size, patch_size, embed_dim, num_heads, num_layers, mlp_dim, dropout, norm):
     """Raise ValueError with a one-line reason for an impossible TinyViT shape."""
