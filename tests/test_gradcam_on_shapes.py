@@ -3,10 +3,9 @@ object masks, the shipped CNN's maps put their weight on the shape, not the back
 from __future__ import annotations
 
 import pytest
-import torch
 
 from tinyvit.data import load_dataset
-from tinyvit.explain import grad_cam, upsample
+from tinyvit.explain import explain_batch, upsample
 from tinyvit.inference import load_run
 from tinyvit.runs import DEMO_ROOT
 
@@ -22,7 +21,8 @@ def shapes_test():
 def test_grad_cam_of_the_shapes_cnn_lies_on_the_object(shapes_test):
     images, labels, masks = shapes_test
     run = load_run(DEMO_ROOT / "demo-shapes-cnn")
-    probs, cams = grad_cam(run.model, run.preprocess.normalize(images))
+    maps = explain_batch(run.model, run.preprocess.normalize(images), run.kind, ["gradcam"])
+    probs, cams = maps.probs, maps.heat["gradcam"]
     assert (probs.argmax(1) == labels).float().mean() > 0.95  # explaining right answers
     inside, area, peak_on_object = [], [], 0
     for cam, mask in zip(cams, masks):

@@ -185,6 +185,7 @@ class CamTarget:
 # Model name -> the layer CAMs read and how its output becomes (B, C, h, w).
 CAM_TARGETS: dict[str, CamTarget] = {
     "tinyvit": CamTarget(_vit_layer, _tokens_to_map, "the tokens entering the last encoder block"),
+    "tinyvit-conv": CamTarget(_vit_layer, _tokens_to_map, "the tokens entering the last encoder block"),
     "cnn": CamTarget(lambda m: m.features, lambda m: None, "the last convolution stage (no pooling after it)"),
     "resnet18": CamTarget(lambda m: m.net.layer4, lambda m: None, "ResNet's layer4"),
 }
