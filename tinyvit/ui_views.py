@@ -125,11 +125,15 @@ def cell_picker(matrix, class_names: list[str], key: str) -> tuple[int, int] | N
 
 # -- confusion-matrix drill-down -----------------------------------------------------------
 def drilldown_section(runs: list[Run], key: str) -> None:
-    """Pick a cell of the first run's test confusion matrix and see its images, most
-    confident first, with the map of each run (two runs: side by side)."""
+    """Pick a cell of one run's test confusion matrix and see its images, most confident
+    first, with the map of each run (two runs of one dataset: side by side)."""
+    st.subheader("Drill down: a cell's images")
+    if len(runs) > 1:
+        names = [r.name for r in runs]
+        chosen = st.selectbox("Confusion matrix of", names, key=f"{key}_run")
+        runs = [runs[names.index(chosen)]] + [r for r in runs if r.name != chosen]
     main = runs[0]
     test, p = main.test_metrics(), predictions(main)
-    st.subheader("Drill down: a cell's images")
     if not test or p is None:
         st.info("Available when the run has finished and written its test predictions.", icon=":material/info:")
         return
