@@ -26,6 +26,9 @@ PAGES = {
                 "The slides' metric table, per-class scores, confusion matrix and worst mistakes."),
     "compare": ("pages/compare.py", "Compare", ":material/compare:",
                 "Several runs side by side: curves, metrics, confusion matrices and one image."),
+    "anatomy": ("pages/anatomy.py", "Anatomy", ":material/neurology:",
+                "Inside a trained model: a ViT's position embeddings, patch filters and attention "
+                "distances; a CNN's filters and receptive fields."),
 }
 
 

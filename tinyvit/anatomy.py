@@ -124,3 +124,18 @@ def receptive_fields(model: nn.Module, img_size: int) -> list[Stage]:
         size = (size + 2 * pad - dil * (k - 1) - 1) // s + 1
     stages.append(Stage(f"stage {len(stages) + 1}", rf, jump, size))
     return stages
+
+
+def mosaic(tiles: np.ndarray, columns: int = 8, scale: int = 8, gap: int = 2) -> np.ndarray:
+    """(n, h, w, C) tiles in [0, 1] as one RGB uint8 picture, each pixel scale×scale, in a grid
+    with white gaps (grayscale tiles become gray RGB)."""
+    n, h, w, c = tiles.shape
+    rgb = np.repeat(tiles, 3, axis=-1) if c == 1 else tiles[..., :3]
+    big = np.kron(rgb, np.ones((1, scale, scale, 1)))
+    rows = -(-n // columns)
+    th, tw = h * scale, w * scale
+    out = np.ones((rows * (th + gap) - gap, min(n, columns) * (tw + gap) - gap, 3))
+    for i in range(n):
+        r, col = divmod(i, columns)
+        out[r * (th + gap):r * (th + gap) + th, col * (tw + gap):col * (tw + gap) + tw] = big[i]
+    return (out * 255).round().clip(0, 255).astype(np.uint8)

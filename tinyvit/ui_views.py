@@ -120,7 +120,7 @@ def cell_picker(matrix, class_names: list[str], key: str) -> tuple[int, int] | N
     if not cells:
         return None
     row, col = cells[0]
-    return int(row), columns.index(col)
+    return (int(row), columns.index(col)) if col in columns and 0 <= int(row) < k else None
 
 
 # -- confusion-matrix drill-down -----------------------------------------------------------
@@ -142,7 +142,7 @@ def drilldown_section(runs: list[Run], key: str) -> None:
     st.caption(f"Click a cell of **{main.name}**'s test confusion matrix (rows: true class, columns: "
                "predicted) to see its images, most confident first"
                + (f", with **{others[0].name}**'s prediction and map beside each." if others else "."))
-    picked = cell_picker(test["confusion_matrix"], names, f"{key}_cells")
+    picked = cell_picker(test["confusion_matrix"], names, f"{key}_cells_{main.name}")
     if picked is None:
         return
     true, pred = picked
