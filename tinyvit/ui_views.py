@@ -240,6 +240,7 @@ def timeline_section(run: Run) -> None:
 def _toggle_play(path: str, first: int, last: int) -> None:
     play, key = f"tl_play_{path}", f"tl_epoch_{path}"
     st.session_state[play] = not st.session_state.get(play)
+    st.session_state[f"tl_hold_{path}"] = True  # show the epoch playback starts on before stepping
     if st.session_state[play] and st.session_state.get(key) == last:
         st.session_state[key] = first  # play from the start
 
@@ -266,7 +267,7 @@ def _timeline_view(path: str, active: bool, ticking: bool) -> None:
         st.session_state[key] = epochs[-1]  # a live run's view follows the newest epoch
     if bool(st.session_state.get(play)) != ticking:
         st.rerun()  # Play or Pause was pressed: the whole page, so the fragment's timer changes
-    if st.session_state.get(play):
+    if st.session_state.get(play) and not st.session_state.pop(f"tl_hold_{path}", False):
         later = [e for e in epochs if e > st.session_state[key]]
         if later:
             st.session_state[key] = later[0]
