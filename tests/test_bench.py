@@ -84,3 +84,18 @@ def test_only_runs_the_named_sections_and_refuses_unknown_ones(tmp_path, capsys)
         bench.main(["--only", "train,warp"])
     assert err.value.code == 2
     assert "unknown section warp" in capsys.readouterr().err
+
+
+def test_timeline_rows_pair_each_epoch_with_and_without(quick_bench):
+    stdout, doc = quick_bench
+    rows = [r for r in doc["rows"] if r["section"] == "timeline"]
+    assert "Saving the learning timeline" in stdout
+    assert len(rows) >= 6 and len(rows) % 3 == 0
+    for off, on, own in zip(rows[::3], rows[1::3], rows[2::3]):
+        assert off["name"].endswith("without the timeline") and on["name"].endswith("with the timeline")
+        assert off["ratio"] == 1.0 and finite_positive(on["ratio"])
+        assert on["ratio"] == pytest.approx(on["value"] / off["value"])
+        # The recording's own time, in ms, as a share of the epoch without it.
+        assert own["name"].endswith("own time per epoch") and finite_positive(own["value"])
+        assert own["ratio"] == pytest.approx(1 + own["value"] / 1000 / off["value"])
+    assert any(r["name"].startswith("digits, tinyvit") for r in rows)

@@ -106,7 +106,9 @@ def texts(page) -> list[str]:
 def click_cell(page, frame, k: int, true: int, pred: int) -> None:
     """Click cell (true, pred) of a k×k confusion table drawn by st.dataframe (a canvas):
     rows are 35 px under a 35 px header; the k class columns share the width after the index."""
+    frame.wait_for(state="visible", timeout=60_000)
     frame.scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
     box = frame.bounding_box()
     col = (box["width"] - INDEX_PX) / k
     page.mouse.click(box["x"] + box["width"] - col * (k - pred - 0.5), box["y"] + 35 * (true + 1) + 17)
@@ -134,7 +136,7 @@ def test_views(server, page, shots):
     # Drill-down: a click on a cell of the demo ViT's matrix shows that cell's images.
     pick(page, "Run", DEMO_VIT)
     page.get_by_text("This run has no timeline").wait_for(timeout=30_000)  # an older run still opens
-    drill = page.locator('[data-testid="stDataFrame"]').last
+    drill = page.locator('[data-testid="stDataFrame"]').nth(2)  # the summary, per-class and drill-down tables
     click_cell(page, drill, 10, 9, 9)
     assert any(re.search(r"true 9, predicted 9: \d+ image", t) for t in texts(page)), texts(page)
     after = section(page, "Drill down: a cell's images")

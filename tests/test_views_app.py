@@ -247,3 +247,27 @@ def test_confusion_cells_lose_their_text_when_small():
     assert charts.confusion_heatmap(ten, [], height=380).data[0].texttemplate is None  # Compare's size
     hundred = charts.confusion_heatmap([[1] * 100] * 100, [])
     assert hundred.data[0].texttemplate is None and "predicted" in hundred.data[0].hovertemplate
+
+
+# -- Predict: a webcam photo -------------------------------------------------------------------
+def _jpeg() -> bytes:
+    import io
+    from PIL import Image
+    img = Image.new("RGB", (64, 48), (250, 250, 250))
+    img.paste((10, 10, 10), (28, 6, 36, 42))  # a dark '1' on paper
+    buf = io.BytesIO()
+    img.save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def test_predict_takes_a_webcam_photo(root):
+    at = open_page("pages/predict.py", picker_predict=str(root / "tiny-tinyvit"))
+    at.radio(key="pred_source").set_value("Webcam photo").run()
+    clean(at)
+    assert images(at) == 0
+    at.camera_input(key="pred_camera").set_value(("photo.jpg", _jpeg(), "image/jpeg")).run()
+    clean(at)
+    assert [c for c in _image_captions(at) if c == "webcam photo"]  # the photo, then its map
+    assert len(at.get("plotly_chart")) == 1  # its top-k bar chart
+    at.camera_input(key="pred_camera").set_value(("photo.jpg", b"\xff\xd8not a jpeg", "image/jpeg")).run()
+    assert not at.exception and "the webcam photo" in text(at.error)
