@@ -99,3 +99,10 @@ def test_timeline_rows_pair_each_epoch_with_and_without(quick_bench):
         assert own["name"].endswith("own time per epoch") and finite_positive(own["value"])
         assert own["ratio"] == pytest.approx(1 + own["value"] / 1000 / off["value"])
     assert any(r["name"].startswith("digits, tinyvit") for r in rows)
+
+
+def test_views_rows_time_a_click_on_10000_predictions(quick_bench):
+    _, doc = quick_bench
+    rows = [r for r in doc["rows"] if r["section"] == "views"]
+    assert len(rows) == 2 and "10,000 predictions" in rows[0]["name"] and "12 images" in rows[1]["name"]
+    assert all(finite_positive(r["value"]) and r["unit"] == "ms" and "budget" in r["note"] for r in rows)

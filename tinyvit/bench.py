@@ -12,7 +12,8 @@ a change in the machine's load during the run hits every model alike.
 Sections: train (training throughput and the fraction of the machine's matmul ceiling),
 epoch (a whole epoch with data and augmentation), predict (one uploaded image, with and
 without attention rollout), accuracy (seconds to 97% test accuracy on digits), timeline
-(an epoch's time with and without saving the learning timeline), gpu (only when CUDA is present).
+(an epoch's time with and without saving the learning timeline), views (the drill-down and
+disagreement views' work for a 10,000-image test set), gpu (only when CUDA is present).
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-SECTIONS = ("train", "epoch", "predict", "accuracy", "timeline", "gpu")
+SECTIONS = ("train", "epoch", "predict", "accuracy", "timeline", "views", "gpu")
 # The slides' CIFAR-10 table.
 SLIDES_TABLE = dict(num_classes=10, embed_dim=128, img_size=32, patch_size=4, in_chans=3,
                     num_heads=8, num_layers=6, mlp_dim=512, dropout=0.1)
@@ -524,6 +525,50 @@ def timeline_rows(s: Settings) -> list[Row]:
     return rows
 
 
+# -- the comparison views ---------------------------------------------------------------------------
+def views_rows(s: Settings) -> list[Row]:
+    """What a click in the drill-down or disagreement view costs on a 10,000-image test set,
+    besides Streamlit: the cell's and the disagreements' indices from the predictions, and a
+    page of maps (12 images through a TinyViT and a CNN of the slides' size, uncached)."""
+    from . import drilldown
+    from .model_maps import own_maps
+    rng = np.random.default_rng(0)
+    n, k = 10_000, 10
+    labels = rng.integers(0, k, n)
+
+    def guess(right: float) -> drilldown.Predictions:
+        preds = np.where(rng.random(n) < right, labels, rng.integers(0, k, n))
+        return drilldown.Predictions(labels, preds, rng.random(n))
+
+    a, b = guess(0.8), guess(0.75)
+
+    def lists() -> None:
+        drilldown.cell(a, 3, 5)
+        drilldown.outcome_counts(a, b)
+        drilldown.disagreements(a, b)
+        drilldown.wins_per_class(a, b, k)
+
+    x = torch.randn(12, 3, 32, 32)
+    vit, conv = project_tinyvit().eval(), cnn().eval()
+
+    def page_of_maps() -> None:  # one batch per model, as tinyvit.ui_views.page_maps does
+        own_maps(vit, "vit", x)
+        own_maps(conv, "cnn", x)
+
+    rows = []
+    for name, fn in (("cell + 2×2 table + disagreements + wins per class, 10,000 predictions", lists),
+                     ("a page of 12 images × (TinyViT rollout + CNN Grad-CAM), 32 px", page_of_maps)):
+        fn()
+        times = []
+        for _ in range(max(1, s.rounds)):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        value = 1000 * statistics.median(times)
+        rows.append(Row("views", name, value, "ms", note=f"{value / 1500:.0%} of the 1.5 s budget"))
+    return rows
+
+
 # -- the table ------------------------------------------------------------------------------------
 TITLES = {
     "train": "Training throughput on CPU: slides' CIFAR-10 table, batch {batch}, random 3x32x32 data "
@@ -535,6 +580,7 @@ TITLES = {
                 "evaluation excluded)",
     "timeline": "Saving the learning timeline (16 probe maps + confusion matrix per epoch), CPU "
                 "(ratio: to the same epoch without it)",
+    "views": "Comparison views: the work behind one click, CPU (maps uncached; cached maps cost nothing)",
     "gpu": "GPU: the training rows with bf16 autocast (ratio: to the slides' way), and one epoch",
 }
 
@@ -579,6 +625,9 @@ def run(sections: list[str], s: Settings, quick: bool, log: Callable[[str], None
     if "timeline" in sections:
         log("the learning timeline's cost ...")
         rows += timeline_rows(s)
+    if "views" in sections:
+        log("the comparison views ...")
+        rows += views_rows(s)
     if "gpu" in sections and torch.cuda.is_available():
         log("GPU ...")
         rows += gpu_rows(s)

@@ -54,20 +54,25 @@ def test_images(run: Run) -> TestImages | None:
     return _test_images(str(run.path.resolve()), _mtime(run, "predictions.csv"))
 
 
-@st.cache_data(max_entries=4096, show_spinner=False)
-def _map(path: str, weights_mtime: int, index: int, method: str) -> tuple[np.ndarray, np.ndarray]:
+@st.cache_data(max_entries=512, show_spinner=False)
+def _page_maps(path: str, weights_mtime: int, indices: tuple[int, ...], method: str) -> dict:
     run = Run(Path(path))
     loaded = appdata.load_model(run)
-    x = loaded.preprocess.normalize(test_images(run).image(index))
+    images = test_images(run)
+    x = loaded.preprocess.normalize(torch.stack([images.image(i) for i in indices]))
     with analysis._LOCK:  # cached models are shared; Grad-CAM hooks and runs backward on them
         probs, heat = own_maps(loaded.model, loaded.kind, x)
-    return probs[0].numpy(), heat[0].numpy()
+    return {i: (probs[j].numpy(), heat[j].numpy()) for j, i in enumerate(indices)}
 
 
-def image_map(run: Run, index: int) -> tuple[np.ndarray, np.ndarray]:
-    """(probabilities, map) of one test image through the run's model, cached."""
+def page_maps(run: Run, indices) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """{test index: (probabilities, map)} for a page of test images through the run's model,
+    computed in one batch and cached per run, page and method."""
+    indices = tuple(int(i) for i in indices)
+    if not indices:
+        return {}
     kind = run.config().get("model_kind", "vit")
-    return _map(str(run.path.resolve()), _mtime(run, "model.safetensors"), int(index), method_title(kind))
+    return _page_maps(str(run.path.resolve()), _mtime(run, "model.safetensors"), indices, method_title(kind))
 
 
 # -- pieces ------------------------------------------------------------------------------------
@@ -75,8 +80,7 @@ def _name(names: list[str], i: int) -> str:
     return names[i] if 0 <= i < len(names) else f"class {i}"
 
 
-def _tile(run: Run, images: TestImages, index: int, style: dict, caption: str) -> None:
-    _, heat = image_map(run, index)
+def _tile(heat: np.ndarray, images: TestImages, index: int, style: dict, caption: str) -> None:
     st.image(overlay(uint8_to_pil(images.image(index)), torch.from_numpy(heat), style["colormap"],
                      style["opacity"], size=TILE_PX), caption=caption, width=TILE_PX)
 
@@ -165,15 +169,16 @@ def drilldown_section(runs: list[Run], key: str) -> None:
     pair = [main] + others[:1]
     per_row = 6 // len(pair)
     page = shown[_page(f"{key}_page", len(shown))]
+    maps = [page_maps(run, page) for run in pair]
     for start in range(0, len(page), per_row):
         cols = st.columns(6)
         for j, index in enumerate(page[start:start + per_row]):
-            for r, run in enumerate(pair):
-                probs, _ = image_map(run, index)
+            for r in range(len(pair)):
+                probs, heat = maps[r][int(index)]
                 top = int(np.argmax(probs))
                 tag = f"{'AB'[r]}: " if len(pair) > 1 else ""
                 with cols[j * len(pair) + r]:
-                    _tile(run, images, index, style, f"{tag}{_name(names, top)} {probs[top]:.0%} · #{index}")
+                    _tile(heat, images, index, style, f"{tag}{_name(names, top)} {probs[top]:.0%} · #{index}")
 
 
 # -- disagreements ---------------------------------------------------------------------------
@@ -212,15 +217,17 @@ def disagreement_section(a: Run, b: Run, key: str = "dis") -> None:
     if not images.complete:
         st.caption(f"The dataset is not on this machine: showing the {len(shown)} saved with the run.")
     style = style_controls(f"{key}_style")
-    for index in shown[_page(f"{key}_page", len(shown), 6)]:
+    page = shown[_page(f"{key}_page", len(shown), 6)]
+    maps = {"A": page_maps(a, page), "B": page_maps(b, page)}
+    for index in page:
         cols = st.columns([1, 1, 2, 1, 2], vertical_alignment="center")
         label = int(pa.labels[index])
         cols[0].image(ui.enlarge(uint8_to_pil(images.image(index)), TILE_PX), width=TILE_PX,
                       caption=f"#{index} · true {_name(names, label)}")
-        for (run, tag), c in zip(((a, "A"), (b, "B")), (1, 3)):
-            probs, _ = image_map(run, index)
+        for tag, c in (("A", 1), ("B", 3)):
+            probs, heat = maps[tag][int(index)]
             with cols[c]:
-                _tile(run, images, index, style, tag)
+                _tile(heat, images, index, style, tag)
             cols[c + 1].markdown("  \n".join(
                 f"{'**' if k == label else ''}{_name(names, k)}{'**' if k == label else ''}: {v:.1%}"
                 for k, v in drilldown.top_k(probs, 3)))
