@@ -36,22 +36,23 @@ def vit(run: Run, model) -> None:
     sim = anatomy.position_similarity(model)
     st.plotly_chart(view_charts.map_mosaic(sim, -1, 1, "RdBu_r", height=min(640, 120 + 60 * g)), key="an_pos")
     st.caption(f"Each small map is one patch position of the {g}×{g} grid, coloured by how similar (cosine) "
-               "its learned position embedding is to every other position's: a trained ViT learns that "
-               "neighbouring patches, and patches in the same row or column, belong together.")
+               "its learned position embedding is to every other position's. A well-trained ViT learns on its "
+               "own that neighbouring patches, and patches of the same row or column, belong together.")
 
     st.subheader("Patch-embedding filters: principal components")
     comps, share = anatomy.patch_components(model, 28)
-    st.image(anatomy.mosaic(comps, columns=14, scale=max(4, 48 // p)),
+    st.image(anatomy.mosaic(comps, columns=8, scale=max(8, 64 // p), gap=6),
              caption=" · ".join(f"{100 * s:.0f}%" for s in share[:8]) + " … of the variance (first components)")
     st.caption(f"The {len(comps)} main directions of the linear projection that turns each {p}×{p} patch into a "
-               "token, drawn as patches: like a CNN's first layer, they look for edges, blobs and colour.")
+               "token, drawn as patches. In the ViT paper they look like a CNN's first filters (edges, blobs, "
+               "colour); a small or briefly trained model's are noisier.")
 
     st.subheader("Mean attention distance")
-    dist, n, source = attention_distances(str(run.path.resolve()), ui_views._mtime(run, "model.safetensors"))
+    dist, n, source = attention_distances(str(run.path.resolve()), ui_views.file_mtime(run, "model.safetensors"))
     st.plotly_chart(view_charts.attention_distance(dist, int(cfg["img_size"])), key="an_dist")
-    st.caption(f"How far (in pixels) each head looks on average, over {n} {source}: early layers mix "
-               "near and far heads (local and global at once, unlike a CNN's growing receptive field), "
-               "later layers look far.")
+    st.caption(f"How far (in pixels) each head looks on average, over {n} {source}. In the ViT paper some "
+               "heads of the first layers already look across the whole image while others stay local, "
+               "and the distance grows with depth: a CNN's view, by contrast, only widens layer by layer.")
 
 
 def cnn(run: Run, model) -> None:
@@ -59,9 +60,10 @@ def cnn(run: Run, model) -> None:
     st.subheader("First-layer filters")
     filters = anatomy.first_filters(model, 64)
     k = filters.shape[1]
-    st.image(anatomy.mosaic(filters, columns=16, scale=max(6, 48 // k)))
-    st.caption(f"The {len(filters)} {k}×{k} filters of the first convolution, each scaled to its own range: "
-               "the edge, stripe and colour detectors every CNN starts with.")
+    st.image(anatomy.mosaic(filters, columns=16, scale=max(6, 48 // k), gap=6))
+    st.caption(f"The {len(filters)} {k}×{k} filters of the first convolution, each scaled to its own range. "
+               "A well-trained CNN's become edge, stripe and colour detectors; tiny 3×3 filters on small "
+               "images look like noise more often.")
     st.subheader("Receptive field per stage")
     stages = anatomy.receptive_fields(model, int(cfg["img_size"]))
     st.dataframe([{"stage": s.name, "receptive field (px)": s.receptive_field, "stride (px)": s.stride,

@@ -5,13 +5,13 @@ confusion matrix, per-epoch curves, and the most confident mistakes with their m
 A run still training shows what exists so far."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from tinyvit import analysis, appdata, charts, report, ui, ui_views, view_charts
 from tinyvit.explain import overlay, uint8_to_pil
 from tinyvit.models import MODELS
-from pathlib import Path
-
 from tinyvit.runs import ACTIVE, Run
 
 ui.require_router()

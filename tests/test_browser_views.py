@@ -135,6 +135,8 @@ def test_views(server, page, shots):
     # Play steps to the next epoch and stops at the last one.
     page.get_by_role("button", name=re.compile("Play")).click()
     page.wait_for_function("() => document.body.innerText.includes('after epoch 2')", timeout=30_000)
+    page.get_by_role("button", name=re.compile("^play_arrow ?Play$|^Play$")).wait_for(timeout=30_000)  # stopped
+    settle(page)
     no_exception(page)
 
     # Drill-down: a click on a cell of the demo ViT's matrix shows that cell's images.

@@ -26,7 +26,7 @@ LIVE_SECONDS = 3.0
 
 
 # -- cached data -----------------------------------------------------------------------------
-def _mtime(run: Run, name: str) -> int:
+def file_mtime(run: Run, name: str) -> int:
     try:
         return run.file(name).stat().st_mtime_ns
     except OSError:
@@ -39,7 +39,7 @@ def _predictions(path: str, mtime: int) -> Predictions | None:
 
 
 def predictions(run: Run) -> Predictions | None:
-    return _predictions(str(run.path.resolve()), _mtime(run, "predictions.csv"))
+    return _predictions(str(run.path.resolve()), file_mtime(run, "predictions.csv"))
 
 
 @st.cache_resource(max_entries=6, show_spinner="Loading the test images…")
@@ -51,7 +51,7 @@ def _test_images(path: str, mtime: int) -> TestImages | None:
 
 
 def test_images(run: Run) -> TestImages | None:
-    return _test_images(str(run.path.resolve()), _mtime(run, "predictions.csv"))
+    return _test_images(str(run.path.resolve()), file_mtime(run, "predictions.csv"))
 
 
 @st.cache_data(max_entries=512, show_spinner=False)
@@ -72,7 +72,7 @@ def page_maps(run: Run, indices) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     if not indices:
         return {}
     kind = run.config().get("model_kind", "vit")
-    return _page_maps(str(run.path.resolve()), _mtime(run, "model.safetensors"), indices, method_title(kind))
+    return _page_maps(str(run.path.resolve()), file_mtime(run, "model.safetensors"), indices, method_title(kind))
 
 
 # -- pieces ------------------------------------------------------------------------------------
