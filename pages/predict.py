@@ -2,11 +2,15 @@
 show the top-k classes and where the model looked (attention or Grad-CAM)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
+import torch
 
 from tinyvit import analysis, appdata, charts, ui
 from tinyvit.explain import overlay, uint8_to_pil
 from tinyvit.inference import MAX_UPLOAD_BYTES, ImageError, LoadedRun, open_image
+from tinyvit.runs import Run
 
 ui.require_router()
 
@@ -70,9 +74,27 @@ def _name(names: list[str], i: int) -> str:
     return names[i] if i < len(names) else f"class {i}"
 
 
+@st.cache_data(max_entries=256, show_spinner=False)
+def _explained(path: str, weights_mtime: int, pixels: bytes, shape: tuple, method: str, layer: int,
+               head: int | None) -> tuple:
+    loaded = appdata.load_model(Run(Path(path)))
+    x8 = torch.frombuffer(bytearray(pixels), dtype=torch.uint8).reshape(shape)
+    exp = analysis.explain(loaded, loaded.preprocess.normalize(x8), method, layer, head)
+    return exp.probs.numpy(), exp.heat.numpy()
+
+
+def explained(loaded: LoadedRun, x8: torch.Tensor, ctrl: dict) -> analysis.Explanation:
+    """The map of one image, cached per run, image and method: a new colour map or opacity
+    only redraws the overlay."""
+    mtime = Run(loaded.path).file("model.safetensors").stat().st_mtime_ns
+    probs, heat = _explained(str(loaded.path), mtime, x8.numpy().tobytes(), tuple(x8.shape), ctrl["method"],
+                             ctrl["layer"], ctrl["head"])
+    return analysis.Explanation(torch.from_numpy(probs), torch.from_numpy(heat), ctrl["method"])
+
+
 def show_prediction(i: int, loaded: LoadedRun, title: str, image, truth: str | None, ctrl: dict, k: int) -> None:
-    x8, x = analysis.prepare(loaded, image)
-    exp = analysis.explain(loaded, x, ctrl["method"], ctrl["layer"], ctrl["head"])
+    x8, _ = analysis.prepare(loaded, image)
+    exp = explained(loaded, x8, ctrl)
     seen = uint8_to_pil(x8)
     cols = st.columns([1, 1, 2], vertical_alignment="top")
     cols[0].image(ui.enlarge(image), caption=title, width=ui.DISPLAY_PX)

@@ -162,7 +162,7 @@ def test_views(server, page, shots):
     section_shot(page, shots, "compare-disagreements", "Where the two models disagree (test)", 1100)
     click_cell(page, page.locator('[data-testid="stDataFrame"]').nth(2), 10, 9, 3)
     assert any("true 9, predicted 3" in t for t in texts(page)), texts(page)
-    section_shot(page, shots, "compare-drilldown", "Drill down: a cell's images", 760)
+    section_shot(page, shots, "compare-drilldown", "Drill down: a cell's images", 980)
 
     # Anatomy of the ViT and of the CNN.
     open_page(page, f"{server}/anatomy", "Anatomy")
@@ -175,4 +175,4 @@ def test_views(server, page, shots):
     pick(page, "Run", DEMO_CNN)
     no_exception(page)
     assert section(page, "Receptive field per stage").count() == 1 and page.locator(IMAGES).count() == 1
-    section_shot(page, shots, "anatomy-cnn", "First-layer filters", 700)
+    section_shot(page, shots, "anatomy-cnn", "First-layer filters", 560)

@@ -271,3 +271,20 @@ def test_predict_takes_a_webcam_photo(root):
     assert len(at.get("plotly_chart")) == 1  # its top-k bar chart
     at.camera_input(key="pred_camera").set_value(("photo.jpg", b"\xff\xd8not a jpeg", "image/jpeg")).run()
     assert not at.exception and "the webcam photo" in text(at.error)
+
+
+def test_predict_new_colours_redraw_without_recomputing_the_map(root, monkeypatch):
+    from tinyvit import analysis
+    calls = []
+    original = analysis.explain
+    monkeypatch.setattr(analysis, "explain", lambda *a, **k: calls.append(1) or original(*a, **k))
+    at = open_page("pages/predict.py", picker_predict=str(root / "tiny-cnn"))
+    at.radio(key="pred_source").set_value("Webcam photo").run()
+    before = len(calls)  # the page opened on one of the run's test images
+    at.camera_input(key="pred_camera").set_value(("photo.jpg", _jpeg(), "image/jpeg")).run()
+    clean(at)
+    assert len(calls) == before + 1
+    at.slider(key="pred_opacity").set_value(0.9).run()
+    at.selectbox(key="pred_cmap").set_value("Viridis").run()
+    clean(at)
+    assert len(calls) == before + 1  # the cached map, redrawn
