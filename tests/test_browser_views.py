@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from test_browser import (CHROMIUM, CHROMIUM_ARGS, WIDTH, compare_only, free_port, no_exception, pick,
-                          settle, wait_healthy)
+from test_browser import (CHROMIUM, CHROMIUM_ARGS, WIDTH, compare_only, free_port, no_exception, settle,
+                          wait_healthy)
 
 pytestmark = pytest.mark.browser
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -91,6 +91,21 @@ def section_shot(page, folder: Path, name: str, title: str, height: int) -> Path
                                           "height": min(height, int(full) + 40 - box["y"])})
     page.set_viewport_size({"width": WIDTH, "height": 1000})
     return path
+
+
+def pick(page, label: str, run: str) -> None:
+    """Choose `run` in the run picker `label`; again if a rerun closed the list first."""
+    for _ in range(3):
+        page.get_by_label(label, exact=True).click()
+        option = page.get_by_role("option", name=re.compile("^" + re.escape(run) + " "))
+        try:
+            option.click(timeout=10_000)
+            settle(page)
+            return
+        except sync_api.TimeoutError:
+            page.keyboard.press("Escape")
+            settle(page)
+    raise AssertionError(f"could not pick {run} in {label}")
 
 
 def open_page(page, url: str, title: str) -> None:
