@@ -185,7 +185,10 @@ def test_views(server, page, shots):
     no_exception(page)
     for title in ("Position embeddings", "Patch-embedding filters: principal components", "Mean attention distance"):
         assert section(page, title).count() == 1
-    assert page.locator('[data-testid="stPlotlyChart"]').count() == 2 and page.locator(IMAGES).count() == 1
+    # The attention distances are measured on 256 test images first: wait for their chart.
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=\"stPlotlyChart\"]').length == 2",
+                           timeout=60_000)
+    assert page.locator(IMAGES).count() == 1
     section_shot(page, shots, "anatomy-vit", "Position embeddings", 1500)
     pick(page, "Run", DEMO_CNN)
     no_exception(page)
