@@ -33,6 +33,9 @@ PAGES = {
                 "Several runs side by side: curves, metrics, confusion matrices and one image."),
     "sweep": ("pages/sweep.py", "Sweep", ":material/tune:",
               "Hyperparameter sweeps with Optuna: define a space, launch workers, watch trials, open the best."),
+    "anatomy": ("pages/anatomy.py", "Anatomy", ":material/neurology:",
+                "Inside a trained model: a ViT's position embeddings, patch filters and attention "
+                "distances; a CNN's filters and receptive fields."),
 }
 
 

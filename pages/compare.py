@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from tinyvit import analysis, appdata, charts, faithview, report, ui
+from tinyvit import analysis, appdata, charts, faithview, report, run_choice, ui, ui_views, view_charts
 from tinyvit.explain import uint8_to_pil
 from tinyvit.heatmap import overlay
 from tinyvit.inference import MAX_UPLOAD_BYTES, ImageError, open_image
@@ -38,9 +38,8 @@ def pick_runs() -> list[Run]:
                    + ", ".join(Path(p).name for p in gone), icon=":material/warning:")
         st.session_state[KEY] = [p for p in held if p in options]
     if KEY not in st.session_state:
-        # Default: the newest runs with a test report, else the newest runs.
-        done = [str(r.path) for r in runs if r.test_metrics()]
-        st.session_state[KEY] = (done or options)[:2]
+        # Default: two finished runs of one dataset (see run_choice.default_selection).
+        st.session_state[KEY] = [str(r.path) for r in run_choice.default_selection(runs)]
     labels = {str(r.path): ui.run_label(r) for r in runs}
     chosen = st.multiselect("Runs to compare", options, key=KEY, format_func=lambda p: labels.get(p, p),
                             placeholder="pick two or more runs")
@@ -64,16 +63,35 @@ def highlight_best(frame: pd.DataFrame):
 def table(runs: list[Run]) -> None:
     st.subheader("Metrics (%)")
     frame = report.compare_frame(runs)
-    st.dataframe(highlight_best(frame))
+    st.dataframe(highlight_best(frame) if not run_choice.mismatch(runs) else frame)
     st.caption("Values in % (validation accuracy at the best epoch, then the test set's accuracy, F1, "
                "recall, MCC and precision, as the study reports them). Highlighted: the best value in each column "
                "(for parameters, the fewest). Test columns are empty for runs that have not finished.")
+    settings(runs)
+
+
+def settings(runs: list[Run]) -> None:
+    if len(runs) < 2:
+        return
+    differ = run_choice.differing_settings(runs)
+    if differ.empty:
+        st.caption("These runs were trained with the same settings.")
+        return
+    st.markdown("**Settings that differ**")
+    st.dataframe(differ)
 
 
 def curves(runs: list[Run]) -> None:
     st.subheader("Curves")
-    key = st.selectbox("Metric", CURVE_KEYS, format_func=charts.label, key="cmp_metric")
-    st.plotly_chart(charts.compare_curves({r.name: r.metrics() for r in runs}, key), key="cmp_curves")
+    c = st.columns([3, 2, 3])
+    key = c[0].selectbox("Metric", CURVE_KEYS, format_func=charts.label, key="cmp_metric")
+    weight = c[1].slider("Smoothing", 0.0, 0.95, 0.0, 0.05, key="cmp_smooth",
+                         help="exponential moving average; the raw values stay as faint dots")
+    x_axis = c[2].radio("x-axis", ["epoch", "seconds", "minutes"], horizontal=True, key="cmp_x",
+                        format_func=lambda v: v if v == "epoch" else f"training time ({v})",
+                        help="training time: the sum of the epochs' training seconds")
+    st.plotly_chart(view_charts.curves({r.name: r.metrics() for r in runs}, [key], weight, x_axis,
+                                       height=380, title=charts.label(key)), key="cmp_curves")
 
 
 def confusions(runs: list[Run]) -> None:
@@ -174,6 +192,9 @@ def page() -> None:
     if not runs:
         st.info("Pick at least one run above (two or more to compare).", icon=":material/info:")
         return
+    problem = run_choice.mismatch(runs)
+    if problem:
+        st.warning(problem, icon=":material/warning:")
     try:
         table(runs)
     except RunError as err:
@@ -182,7 +203,24 @@ def page() -> None:
     curves(runs)
     confusions(runs)
     faithview.side_by_side(runs)
+    finished = [r for r in runs if r.test_metrics()]
+    if finished:
+        ui_views.drilldown_section(finished, "cmp_drill")
+    if len(runs) >= 2:
+        pair = pair_picker(runs)
+        ui_views.disagreement_section(*pair)
     one_image(runs)
+
+
+def pair_picker(runs: list[Run]) -> tuple[Run, Run]:
+    """The two runs of the disagreement explorer: the first two chosen, or any two."""
+    if len(runs) == 2:
+        return runs[0], runs[1]
+    names = [r.name for r in runs]
+    c = st.columns(2)
+    a = c[0].selectbox("Run A", names, index=0, key="dis_a")
+    b = c[1].selectbox("Run B", [n for n in names if n != a], index=0, key="dis_b")
+    return runs[names.index(a)], runs[names.index(b)]
 
 
 with ui.guard("the Compare page"):

@@ -6,9 +6,11 @@ confident mistakes with their maps.
 A run still training shows what exists so far."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
-from tinyvit import analysis, appdata, charts, faithview, report, ui
+from tinyvit import analysis, appdata, charts, faithview, report, ui, ui_views, view_charts
 from tinyvit.explain import uint8_to_pil
 from tinyvit.heatmap import overlay
 from tinyvit.models import MODELS
@@ -69,10 +71,31 @@ def test_details(run: Run) -> None:
 def curves(run: Run) -> None:
     st.subheader("Per epoch")
     rows = run.metrics()
+    weight, x_axis = curve_options("m")
     tabs = st.tabs(list(CURVES))
     for tab, (title, keys) in zip(tabs, CURVES.items()):
         with tab:
-            st.plotly_chart(charts.metric_curves(rows, keys), key=f"curve_{title}")
+            st.plotly_chart(view_charts.curves({run.name: rows}, keys, weight, x_axis), key=f"curve_{title}")
+
+
+def curve_options(key: str) -> tuple[float, str]:
+    """Smoothing (TensorBoard's moving average) and the x-axis: epochs or training time."""
+    c = st.columns([2, 3, 3])
+    weight = c[0].slider("Smoothing", 0.0, 0.95, 0.0, 0.05, key=f"{key}_smooth",
+                         help="exponential moving average; the raw values stay as faint dots")
+    x_axis = c[1].radio("x-axis", ["epoch", "seconds", "minutes"], horizontal=True, key=f"{key}_x",
+                        format_func=lambda v: v if v == "epoch" else f"training time ({v})",
+                        help="training time: the sum of the epochs' training seconds")
+    return weight, x_axis
+
+
+def live(path: str, polling: bool) -> None:
+    """The parts that change while a run trains, re-read every few seconds."""
+    run = Run(Path(path))
+    if polling and run.status()["state"] not in ACTIVE:
+        st.rerun()  # it just finished: the whole page, with its test report
+    summary(run)
+    curves(run)
 
 
 def mistakes(run: Run) -> None:
@@ -127,10 +150,13 @@ def page() -> None:
         st.warning(f"This run {status['state']} before the end"
                    f"{': ' + ui.app_text(status['error']) if status.get('error') else ''}; it has no test report "
                    "unless it finished earlier.", icon=":material/warning:")
-    summary(run)
+    polling = status["state"] in ACTIVE
+    st.fragment(run_every=ui_views.LIVE_SECONDS if polling else None)(live)(str(run.path), polling)
+    ui_views.timeline_section(run)
     test_details(run)
     curves(run)
     faithview.section(run)
+    ui_views.drilldown_section([run], "m_drill")
     mistakes(run)
 
 

@@ -2,6 +2,7 @@
 show the top-k classes, what the model saw, and where it looked by every saliency method."""
 from __future__ import annotations
 
+
 import streamlit as st
 
 from tinyvit import analysis, appdata, charts, ui
@@ -13,7 +14,7 @@ ui.require_router()
 
 IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif"]
 MAX_IMAGE_MB = MAX_UPLOAD_BYTES // 2 ** 20
-SOURCES = ["Upload images", "The run's test images"]
+SOURCES = ["Upload images", "The run's test images", "Webcam photo"]
 MAX_SHOWN = 8  # images explained per rerun; more would make every slider move slow
 
 
@@ -31,6 +32,19 @@ def uploaded_images() -> list[tuple[str, object, str | None]]:
     if files and not images:
         st.warning("None of the uploaded files could be used.", icon=":material/warning:")
     return images
+
+
+def camera_image() -> list[tuple[str, object, str | None]]:
+    """A photo from the webcam (the browser asks for permission first)."""
+    shot = st.camera_input("Take a photo", key="pred_camera",
+                           help="Hold the object (or a digit drawn on paper) in front of the camera.")
+    if shot is None:
+        return []
+    try:
+        return [("webcam photo", open_image(shot.getvalue(), "the webcam photo"), None)]
+    except ImageError as err:
+        st.error(str(err), icon=":material/broken_image:")
+        return []
 
 
 def sample_images(run, loaded: LoadedRun) -> list[tuple[str, object, str | None]]:
@@ -149,7 +163,8 @@ def page() -> None:
     k = top.number_input("Top-k", 1, most, min(5, most), key=f"pred_k_{most}", help="classes in the bar chart")
     source = st.radio("Images from", SOURCES, horizontal=True, key="pred_source",
                       index=1 if run.file(appdata.SAMPLES).is_file() else 0)
-    images = uploaded_images() if source == SOURCES[0] else sample_images(run, loaded)
+    images = (uploaded_images() if source == SOURCES[0] else camera_image() if source == SOURCES[2]
+              else sample_images(run, loaded))
     if len(images) > MAX_SHOWN:
         st.info(f"Showing the first {MAX_SHOWN} of {len(images)} images.", icon=":material/info:")
     for i, (title, image, truth) in enumerate(images[:MAX_SHOWN]):

@@ -164,3 +164,25 @@ def test_epoch_rows_take_the_median_of_their_repeats(monkeypatch):
                         lambda model, kind, images, labels, s: next(rates["project_conv" if kind == "project" else "plain"]))
     rows = bench.epoch_rows(bench.Settings(warmup=0, epoch_images=64, epoch_repeats=3))
     assert [(r.value, r.ratio) for r in rows] == [(100.0, 1.0), (200.0, 2.0), (20.0, 0.2)]
+
+
+def test_timeline_rows_pair_each_epoch_with_and_without(quick_bench):
+    stdout, doc = quick_bench
+    rows = [r for r in doc["rows"] if r["section"] == "timeline"]
+    assert "Saving the learning timeline" in stdout
+    assert len(rows) >= 6 and len(rows) % 3 == 0
+    for off, on, own in zip(rows[::3], rows[1::3], rows[2::3]):
+        assert off["name"].endswith("without the timeline") and on["name"].endswith("with the timeline")
+        assert off["ratio"] == 1.0 and finite_positive(on["ratio"])
+        assert on["ratio"] == pytest.approx(on["value"] / off["value"])
+        # The recording's own time, in ms, as a share of the epoch without it.
+        assert own["name"].endswith("own time per epoch") and finite_positive(own["value"])
+        assert own["ratio"] == pytest.approx(1 + own["value"] / 1000 / off["value"])
+    assert any(r["name"].startswith("digits") and ", tinyvit:" in r["name"] for r in rows)
+
+
+def test_views_rows_time_a_click_on_10000_predictions(quick_bench):
+    _, doc = quick_bench
+    rows = [r for r in doc["rows"] if r["section"] == "views"]
+    assert len(rows) == 2 and "10,000 predictions" in rows[0]["name"] and "12 images" in rows[1]["name"]
+    assert all(finite_positive(r["value"]) and r["unit"] == "ms" and "budget" in r["note"] for r in rows)

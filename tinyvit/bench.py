@@ -13,7 +13,9 @@ a change in the machine's load during the run hits every model alike.
 
 Sections: train (training throughput and the fraction of the machine's matmul ceiling),
 epoch (a whole epoch with data and augmentation), predict (one uploaded image, with and
-without attention rollout), accuracy (seconds to 97% test accuracy on digits), real (seconds
+without attention rollout), accuracy (seconds to 97% test accuracy on digits), timeline
+(an epoch's time with and without saving the learning timeline), views (the drill-down and
+disagreement views' work for a 10,000-image test set), real (seconds
 to 90% / 92% on Fashion-MNIST, slides' recipe against the improved one; skipped without the
 data), gpu (only when CUDA is present), sweep (what a sweep's trial costs beyond its train.py run),
 explain (one image through every cheap saliency method and through ScoreCAM, and the faithfulness
@@ -37,7 +39,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-SECTIONS = ("train", "epoch", "predict", "accuracy", "real", "gpu", "sweep", "explain")
+SECTIONS = ("train", "epoch", "predict", "accuracy", "timeline", "views", "real", "gpu", "sweep", "explain")
 # The slides' CIFAR-10 table.
 SLIDES_TABLE = dict(num_classes=10, embed_dim=128, img_size=32, patch_size=4, in_chans=3,
                     num_heads=8, num_layers=6, mlp_dim=512, dropout=0.1)
@@ -64,12 +66,17 @@ class Settings:
     gpu_images: int = 50_000
     explain_repeats: int = 10
     faith_images: int = 200
+    timeline_epochs: int = 3          # per training; the first epoch is not timed
+    timeline_repeats: int = 2
+    timeline_subset: int | None = None  # digits training images per class (None: all)
+    timeline_fashion_subset: int | None = 200  # Fashion-MNIST's (None: all 54,000; minutes per epoch)
 
     @classmethod
     def quick(cls) -> "Settings":
         return cls(warmup=1, rounds=2, steps=1, epoch_images=128, loader_workers=1,
                    predict_repeats=5, max_epochs=2, accuracy_seconds=10.0, real_seconds=10.0, real_test_images=200, subset=10,
-                   gpu_images=2_048, explain_repeats=2, faith_images=6)
+                   gpu_images=2_048, explain_repeats=2, faith_images=6, timeline_epochs=2, timeline_repeats=1,
+                   timeline_subset=10, timeline_fashion_subset=10)
 
 
 @dataclass
@@ -493,6 +500,118 @@ def gpu_rows(s: Settings) -> list[Row]:
     return rows
 
 
+# -- the learning timeline's cost ---------------------------------------------------------------------
+def seconds_per_epoch(dataset: str, model_name: str, timeline: bool, s: Settings,
+                      subset: int | None) -> tuple[float, float]:
+    """(mean seconds per epoch, of which the timeline's) of a real training: tinyvit.engine's
+    fit (train, validate, write metrics and checkpoint, and the timeline when asked), after
+    its first epoch."""
+    from . import timeline as tl
+    import tempfile
+    from .config import TrainConfig, defaults_for
+    from .engine import Trainer
+    from .models import count_parameters
+    from .runs import create_run
+    from .training import build_for, load_data, run_config
+    cfg = TrainConfig(**{**defaults_for(dataset), "model": model_name, "subset": subset,
+                         "epochs": s.timeline_epochs})
+    data = load_data(cfg, log=lambda m: None)
+    model, hparams = build_for(cfg, data)
+    ends: list[float] = []
+
+    def log(message: str) -> None:
+        if message.startswith("epoch "):
+            ends.append(time.perf_counter())
+
+    recording: list[float] = []
+    record = tl.Recorder.record
+
+    def timed(self, *args):
+        t0 = time.perf_counter()
+        record(self, *args)
+        recording.append(time.perf_counter() - t0)
+
+    tl.Recorder.record = timed
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            run = create_run(tmp, "bench", run_config(cfg, data, hparams, count_parameters(model)))
+            trainer = Trainer(cfg, data, model, run, torch.device("cpu"), s.timeline_epochs, log=log,
+                              timeline=timeline)
+            trainer.fit()
+            trainer.step.close()
+    finally:
+        tl.Recorder.record = record
+    return (ends[-1] - ends[0]) / (len(ends) - 1), sum(recording[1:]) / max(1, len(recording) - 1)
+
+
+def timeline_rows(s: Settings) -> list[Row]:
+    """Each pair measured in turns (without, with, without, ...), the median of each reported."""
+    from .data import offline_source
+    cases = [("digits", "tinyvit", s.timeline_subset), ("digits", "cnn", s.timeline_subset)]
+    if offline_source("fashion-mnist"):
+        cases.append(("fashion-mnist", "tinyvit", s.timeline_fashion_subset))
+    rows = []
+    for dataset, model, subset in cases:
+        times, own = {False: [], True: []}, []
+        for _ in range(s.timeline_repeats):
+            for on in (False, True):
+                epoch, recording = seconds_per_epoch(dataset, model, on, s, subset)
+                times[on].append(epoch)
+                own += [recording] if on else []
+        off, on, cost = statistics.median(times[False]), statistics.median(times[True]), statistics.median(own)
+        what = f"{dataset}{f' ({subset}/class)' if subset else ''}, {model}"
+        rows.append(Row("timeline", f"{what}: epoch without the timeline", off, "s", 1.0))
+        rows.append(Row("timeline", f"{what}: epoch with the timeline", on, "s", on / off,
+                        note="the two epochs' difference, noise included"))
+        rows.append(Row("timeline", f"{what}: the timeline's own time per epoch", 1000 * cost, "ms",
+                        1 + cost / off, note=f"{100 * cost / off:+.1f}% of the epoch (bound: +3%)"))
+    return rows
+
+
+# -- the comparison views ---------------------------------------------------------------------------
+def views_rows(s: Settings) -> list[Row]:
+    """What a click in the drill-down or disagreement view costs on a 10,000-image test set,
+    besides Streamlit: the cell's and the disagreements' indices from the predictions, and a
+    page of maps (12 images through a TinyViT and a CNN of the slides' size, uncached)."""
+    from . import drilldown
+    from .model_maps import own_maps
+    rng = np.random.default_rng(0)
+    n, k = 10_000, 10
+    labels = rng.integers(0, k, n)
+
+    def guess(right: float) -> drilldown.Predictions:
+        preds = np.where(rng.random(n) < right, labels, rng.integers(0, k, n))
+        return drilldown.Predictions(labels, preds, rng.random(n))
+
+    a, b = guess(0.8), guess(0.75)
+
+    def lists() -> None:
+        drilldown.cell(a, 3, 5)
+        drilldown.outcome_counts(a, b)
+        drilldown.disagreements(a, b)
+        drilldown.wins_per_class(a, b, k)
+
+    x = torch.randn(12, 3, 32, 32)
+    vit, conv = project_tinyvit().eval(), cnn().eval()
+
+    def page_of_maps() -> None:  # one batch per model, as tinyvit.ui_views.page_maps does
+        own_maps(vit, "vit", x)
+        own_maps(conv, "cnn", x)
+
+    rows = []
+    for name, fn in (("cell + 2×2 table + disagreements + wins per class, 10,000 predictions", lists),
+                     ("a page of 12 images × (TinyViT rollout + CNN Grad-CAM), 32 px", page_of_maps)):
+        fn()
+        times = []
+        for _ in range(max(1, s.rounds)):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        value = 1000 * statistics.median(times)
+        rows.append(Row("views", name, value, "ms", note=f"{value / 1500:.0%} of the 1.5 s budget"))
+    return rows
+
+
 # -- the table ------------------------------------------------------------------------------------
 TITLES = {
     "train": "Training throughput on CPU: slides' CIFAR-10 table, batch {batch}, random 3x32x32 data "
@@ -505,6 +624,9 @@ TITLES = {
     "real": "Time to accuracy on Fashion-MNIST (10,000 official test images; training time, evaluation "
             "excluded; at most {real_seconds:.0f} s a row)",
     "explain": "Saliency maps on CPU: the demo shapes runs (32x32 images)",
+    "timeline": "Saving the learning timeline (16 probe maps + confusion matrix per epoch), CPU "
+                "(ratio: to the same epoch without it)",
+    "views": "Comparison views: the work behind one click, CPU (maps uncached; cached maps cost nothing)",
     "gpu": "GPU: the training rows with bf16 autocast (ratio: to the slides' way), and one epoch",
     "sweep": "Sweep (tinyvit.sweep): a small digits sweep, one worker; what each trial costs beyond its train.py run",
 }
@@ -607,6 +729,12 @@ def run(sections: list[str], s: Settings, quick: bool, log: Callable[[str], None
     if "explain" in sections:
         log("saliency maps and faithfulness ...")
         rows += explain_rows(s)
+    if "timeline" in sections:
+        log("the learning timeline's cost ...")
+        rows += timeline_rows(s)
+    if "views" in sections:
+        log("the comparison views ...")
+        rows += views_rows(s)
     if "gpu" in sections and torch.cuda.is_available():
         log("GPU ...")
         rows += gpu_rows(s)

@@ -127,6 +127,15 @@ def _class_name(class_names: Sequence[str], i: int) -> str:
     return str(class_names[i]) if i < len(class_names) else f"class {i}"
 
 
+CELL_TEXT_PX = 34  # below this cell height, numbers in the cells overlap and blur
+
+
+def cell_text_fits(classes: int, side: int) -> bool:
+    """Whether a value printed in each cell stays readable in a `side`-pixel-high matrix
+    (about 90 pixels go to the title and axis labels)."""
+    return (side - 90) / max(1, classes) >= CELL_TEXT_PX
+
+
 def confusion_heatmap(matrix: Sequence[Sequence[float]], class_names: Sequence[str],
                       normalised: bool = False, title: str = "", height: int | None = None) -> go.Figure:
     """Rows are true classes, columns predictions; normalised = each row sums to 100%."""
@@ -138,14 +147,14 @@ def confusion_heatmap(matrix: Sequence[Sequence[float]], class_names: Sequence[s
         z = counts
         text = [[f"{int(v)}" for v in row] for row in z]
     names = [_class_name(class_names, i) for i in range(len(counts))]
-    show_text = len(names) <= 20  # 100 classes of numbers would be unreadable
+    side = height or min(700, 160 + 28 * len(names))
+    show_text = cell_text_fits(len(names), side)  # else the values are in the hover
     fig = go.Figure(go.Heatmap(
         z=z, x=names, y=names, colorscale="Blues", text=text if show_text else None,
         texttemplate="%{text}" if show_text else None,
         hovertemplate="true %{y}<br>predicted %{x}<br>%{z:.1f}<extra></extra>" if normalised
         else "true %{y}<br>predicted %{x}<br>%{z:d} images<extra></extra>",
         colorbar=dict(title="%" if normalised else "count")))
-    side = height or min(700, 160 + 28 * len(names))
     fig.update_layout(title=title, height=side, xaxis=dict(title="predicted", type="category"),
                       yaxis=dict(title="true", type="category", autorange="reversed"),
                       **{**LAYOUT, "margin": dict(l=10, r=10, t=40 if title else 10, b=10)})

@@ -23,9 +23,11 @@ from .config import TrainConfig, lr_at
 from .data import Splits, augment_batch, normalize
 from .data.augment import random_erase
 from .metrics import classification_metrics, full_report
+from .models import model_kind
 from .runs import Run
 from .samples import save_samples
 from .steps import StepLog, truncate
+from .timeline import FILE as TIMELINE, Recorder
 from .train_step import TrainStep, make_optimizer
 
 EVAL_BATCH = 256
@@ -81,10 +83,12 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, data: Splits, model: nn.Module, run: Run | None,
                  device: torch.device, epochs: int,
                  on_batch: Callable[[int, int, int], None] | None = None,
-                 log: Callable[[str], None] = print) -> None:
+                 log: Callable[[str], None] = print, timeline: bool = True) -> None:
         self.cfg, self.data, self.run, self.device, self.epochs = cfg, data, run, device, epochs
         self.log = log
         self.on_batch = on_batch
+        self.timeline = timeline  # per-epoch probe maps and confusion matrix (tinyvit.timeline)
+        self.val_preds: torch.Tensor | None = None
         self.model = model.to(device)
         self.optimizer = make_optimizer(self.model.parameters(), cfg.lr, cfg.weight_decay, device)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
@@ -201,6 +205,7 @@ class Trainer:
 
     def evaluate(self, x, y) -> dict:
         preds, _, logits = self.predict(x)
+        self.val_preds = preds
         loss = float(F.cross_entropy(logits, y.cpu(), label_smoothing=self.cfg.label_smoothing))
         return {"loss": loss, **classification_metrics(y.numpy(), preds.numpy(), self.data.num_classes)}
 
@@ -211,6 +216,7 @@ class Trainer:
         self.log(f"training {self.cfg.model} on {self.data.name}: {len(self.data.train_y)} train / "
                  f"{len(self.data.val_y)} val / {len(self.data.test_y)} test images, "
                  f"epochs {self.start_epoch + 1}..{self.epochs}, device {self.device}")
+        recorder = self._timeline_recorder()
         for epoch in range(self.start_epoch, self.epochs):
             t0 = time.perf_counter()
             train = self.train_epoch(epoch)
@@ -227,6 +233,8 @@ class Trainer:
             self.history.append(row)
             if dist.is_main():
                 self.run.append_metrics(row)
+            if recorder:
+                recorder.record(epoch + 1, self.model, self.val_preds, self.data.val_y)
             self.save(epoch + 1)
             self.log(f"epoch {epoch + 1}/{self.epochs}  train loss {row['train_loss']:.4f}  "
                      f"acc {100 * row['train_accuracy']:.2f}%  val loss {row['val_loss']:.4f}  "
@@ -235,6 +243,12 @@ class Trainer:
                 return Result("stopped", epoch + 1,
                               f"stopped after epoch {epoch + 1}; --resume continues from there")
         return Result("finished", self.epochs, test=self.test())
+
+    def _timeline_recorder(self) -> Recorder | None:
+        if not (self.timeline and self.run is not None and dist.is_main()):
+            return None
+        return Recorder(self.run.file(TIMELINE), self.run.config(), model_kind(self.cfg.model), self.data.val_x,
+                        self.data.val_y, self.mean, self.std, self.data.num_classes, self.start_epoch)
 
     def test(self) -> dict:
         preds, confs, _ = self.predict(self.data.test_x)

@@ -1,0 +1,82 @@
+"""Which runs Compare opens with, whether the chosen runs can be compared, and which of
+their settings differ. Plain functions over run folders."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from .report import origin
+from .runs import Run, RunError
+
+# The demo pair Compare prefers, in order: Fashion-MNIST when its demo runs exist.
+DEMO_DATASETS = ("fashion-mnist", "digits")
+SETTINGS = ("dataset", "model", "epochs", "batch_size", "lr", "weight_decay", "label_smoothing", "schedule",
+            "warmup_epochs", "augment", "seed", "subset", "img_size", "val_fraction", "amp", "preset")
+
+
+def _config(run: Run) -> dict:
+    try:
+        return run.config()
+    except RunError:
+        return {}
+
+
+def _task(run: Run) -> tuple:
+    cfg = _config(run)
+    return cfg.get("dataset"), tuple(cfg.get("class_names") or ())
+
+
+def _newest_pair(runs: Sequence[Run]) -> list[Run]:
+    """The newest run, with the newest other run of the same dataset and classes."""
+    for i, run in enumerate(runs):
+        for other in runs[i + 1:]:
+            if _task(other) == _task(run):
+                return [run, other]
+    return []
+
+
+def default_selection(runs: Sequence[Run]) -> list[Run]:
+    """Two finished runs of one dataset, a ViT first (the slides' question is ViT against CNN)."""
+    return sorted(_default(runs), key=lambda r: _config(r).get("model_kind") != "vit")
+
+
+def _default(runs: Sequence[Run]) -> list[Run]:
+    """The user's newest pair of finished runs of one dataset, else the demo pair
+    (Fashion-MNIST, else digits), else any newest pair that shares a dataset, else the newest runs."""
+    finished = [r for r in runs if r.test_metrics()]
+    own = [r for r in finished if not r.readonly]
+    demos = [r for r in finished if origin(r) == "demo"]
+    for ds in DEMO_DATASETS:
+        pair = _newest_pair([r for r in demos if _task(r)[0] == ds])
+        if pair and not _newest_pair(own):
+            return pair
+    return _newest_pair(own) or _newest_pair(finished) or list((finished or list(runs))[:2])
+
+
+def mismatch(runs: Sequence[Run]) -> str | None:
+    """A sentence when the runs were not trained on the same dataset and classes."""
+    tasks = {_task(r) for r in runs}
+    if len(tasks) <= 1:
+        return None
+    datasets = sorted({str(t[0]) for t in tasks})
+    if len(datasets) > 1:
+        return (f"These runs were trained on different datasets ({', '.join(datasets)}): their scores "
+                "measure different tasks, so no value is highlighted as the best and images cannot be "
+                "compared one by one.")
+    return ("These runs share a dataset but not its classes (e.g. other image folders): their scores "
+            "are not comparable, so no value is highlighted as the best.")
+
+
+def _flat(cfg: dict) -> dict:
+    out = {k: cfg.get(k) for k in SETTINGS}
+    out.update({f"{k}": v for k, v in (cfg.get("model_hparams") or {}).items()})
+    return {k: (", ".join(map(str, v)) if isinstance(v, (list, tuple)) else v) for k, v in out.items()}
+
+
+def differing_settings(runs: Sequence[Run]) -> pd.DataFrame:
+    """One row per run, one column per setting or hyperparameter whose values differ."""
+    rows = {r.name: _flat(_config(r)) for r in runs}
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    differs = [c for c in frame.columns if frame[c].astype(str).nunique(dropna=False) > 1]
+    return frame[differs].astype(str).replace({"None": "–", "nan": "–"})
