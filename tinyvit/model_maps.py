@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
-from .explain import attention_rollout, grad_cam
+from .explain import CAM_TARGETS, attention_rollout, cam_map
 
 METHOD_TITLES = {"vit": "Attention rollout", "cnn": "Grad-CAM"}
 
@@ -24,4 +25,25 @@ def own_maps(model: nn.Module, kind: str, x: torch.Tensor) -> tuple[torch.Tensor
         with torch.inference_mode():
             logits, attentions = model.forward_with_attention(x)
         return logits.float().softmax(-1), attention_rollout(attentions, model.grid)
-    return grad_cam(model, x)
+    with torch.no_grad():
+        probs = model(x).float().softmax(-1)
+    heat = cam_map(model, x, "gradcam")             # (B, H, W) at the input's size
+    # Back to the CNN's own feature grid: as coarse as what Grad-CAM really resolves, and small
+    # enough for the timeline file.
+    grid = _feature_grid(model, x[:1])
+    return probs, F.adaptive_avg_pool2d(heat[:, None], grid)[:, 0]
+
+
+def _feature_grid(model: nn.Module, x: torch.Tensor) -> tuple[int, int]:
+    layer = CAM_TARGETS[getattr(model, "model_name", "cnn")].layer(model)
+    seen = {}
+
+    def keep_shape(module, inputs, output) -> None:   # returns None: the output is left as it is
+        seen["shape"] = output.shape
+    handle = layer.register_forward_hook(keep_shape)
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        handle.remove()
+    return tuple(int(s) for s in seen["shape"][-2:])
