@@ -154,7 +154,6 @@ def page() -> None:
     st.fragment(run_every=ui_views.LIVE_SECONDS if polling else None)(live)(str(run.path), polling)
     ui_views.timeline_section(run)
     test_details(run)
-    curves(run)
     faithview.section(run)
     ui_views.drilldown_section([run], "m_drill")
     mistakes(run)

@@ -18,6 +18,7 @@ Every JSON file is read through tinyvit.runfiles, which checks it.
 """
 from __future__ import annotations
 
+import csv
 import fcntl
 import json
 import os
@@ -241,6 +242,16 @@ class Run:
         found += runfiles.read_metrics(self.file("metrics.jsonl"))[1]
         found += runfiles.read_test_metrics(self.file("test_metrics.json"))[1]
         return found
+
+    def predictions(self) -> list[dict[str, Any]]:
+        """predictions.csv: one row per test image (index, label, pred, confidence); [] before
+        the run finished or when the file is damaged."""
+        try:
+            with self.file("predictions.csv").open(encoding="utf-8", newline="") as f:
+                return [{"index": int(r["index"]), "label": int(r["label"]), "pred": int(r["pred"]),
+                         "confidence": float(r["confidence"])} for r in csv.DictReader(f)]
+        except (FileNotFoundError, KeyError, ValueError, TypeError):
+            return []
 
     def has_weights(self) -> bool:
         return self.file(WEIGHTS).is_file()

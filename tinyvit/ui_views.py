@@ -14,7 +14,8 @@ from plotly.colors import sample_colorscale
 
 from . import analysis, appdata, drilldown, timeline, ui, view_charts
 from .drilldown import Predictions
-from .explain import overlay, uint8_to_pil
+from .explain import uint8_to_pil
+from .heatmap import overlay
 from .model_maps import method_title, own_maps
 from .runs import ACTIVE, Run
 from .test_images import TestImages, from_dataset, from_samples
@@ -87,7 +88,7 @@ def _tile(heat: np.ndarray, images: TestImages, index: int, style: dict, caption
 
 def style_controls(key: str) -> dict:
     """Colour map and opacity of the overlays (redrawn from cached maps)."""
-    from .explain import COLORMAPS
+    from .heatmap import COLORMAPS
     c = st.columns([2, 2, 4])
     return dict(colormap=c[0].selectbox("Colour map", COLORMAPS, key=f"{key}_cmap"),
                 opacity=c[1].slider("Opacity", 0.0, 1.0, 0.45, 0.05, key=f"{key}_opacity"))
