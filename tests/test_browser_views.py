@@ -157,7 +157,7 @@ def test_views(server, page, shots):
     # Drill-down: a click on a cell of the demo ViT's matrix shows that cell's images.
     pick(page, "Run", DEMO_VIT)
     page.get_by_text("This run has no timeline").wait_for(timeout=30_000)  # an older run still opens
-    drill = page.locator('[data-testid="stDataFrame"]').nth(2)  # the summary, per-class and drill-down tables
+    drill = page.locator('[data-testid="stDataFrame"]').last  # after the summary, per-class and faithfulness tables
     click_cell(page, drill, 10, 9, 9)
     assert any(re.search(r"true 9, predicted 9: \d+ image", t) for t in texts(page)), texts(page)
     after = section(page, "Drill down: a cell's images")

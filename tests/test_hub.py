@@ -459,12 +459,12 @@ def test_train_reports_a_failed_push_and_keeps_the_run(fake_hub, tmp_path, capsy
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"img_size": "big"}, "img_size 'big', not a positive whole number"),
-    ({"num_classes": "ten"}, "num_classes 'ten', not a positive whole number"),
+    ({"img_size": "big"}, "'img_size' should be a whole number, got \"big\""),
+    ({"num_classes": "ten"}, "'num_classes' should be a whole number, got \"ten\""),
     ({"in_chans": 0}, "in_chans 0, not a positive whole number"),
     ({"mean": [0.5, 0.5]}, "mean is not 1 number"),
     ({"std": [0.0]}, "std must be positive"),
-    ({"model_hparams": [1, 2]}, "model_hparams is not a JSON object"),
+    ({"model_hparams": [1, 2]}, "'model_hparams' should be an object, got [1, 2]"),
     ({"model_hparams": {"embed_dim": 16, "num_heads": 2, "num_layers": "two", "mlp_dim": 32}},
      "cannot build"),
 ])

@@ -58,7 +58,8 @@ def test_make_test_fails_when_playwright_is_missing(tmp_path):
     assert any(line.startswith("TINYVIT_REQUIRE_BROWSER=1 ") and "pytest" in line for line in make_recipe("test"))
     required = browser_tests_without_playwright(tmp_path)
     assert required.returncode == 1, required.stdout + required.stderr
-    assert "Playwright is not installed" in required.stdout and "1 error" in required.stdout
+    assert "Playwright is not installed" in required.stdout
+    assert re.search(r"\b\d+ errors?\b", required.stdout) and " passed" not in required.stdout
 
 
 # -- the run format: who writes what, and a reader's view of a half-written line ---------------
@@ -120,6 +121,8 @@ def test_max_jobs_above_one_lets_that_many_train_and_queues_the_next(tmp_path, m
     assert spawned[0][spawned[0].index("--max-jobs") + 1] == "2"  # the app passes the setting on
 
     first, second, third = (create_run(tmp_path, n, {}) for n in ("a", "b", "c"))
+    for r in (first, second, third):  # as train.py does before it waits: "running" needs the lock
+        r.claim()
     run.write_status(state="finished", pid=None)
     wait_for_slot(first, 2)
     wait_for_slot(second, 2)  # two at once: neither waits
@@ -161,7 +164,8 @@ def test_predict_shows_the_first_eight_images_and_says_so(tiny_runs, tmp_path, m
     assert not at.exception and not at.error
     assert "Showing the first 8 of 10 images." in [i.value for i in at.info]
     assert len(at.get("plotly_chart")) == 8  # one top-k chart per image shown
-    assert sum("Grad-CAM" in c.caption for img in at.image for c in img.proto.imgs) == 8
+    # One upload picture per image shown (its maps follow it).
+    assert sum(c.caption.startswith("img") for img in at.image for c in img.proto.imgs) == 8
     assert "shows the first 8 images" in README_TEXT
 
 

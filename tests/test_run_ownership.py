@@ -28,17 +28,24 @@ def slow_to_load_folder(path: Path, classes=2, per_class=300, side=160) -> Path:
 @pytest.mark.slow
 def test_two_resumes_of_one_run_only_one_trains(tmp_path):
     folder = slow_to_load_folder(tmp_path / "photos")
-    run = stopped_run(tmp_path / "runs", dataset="imagefolder", data_path=str(folder), img_size=16)
+    # 199 short epochs left after the stop: the first keeps the run for several seconds, longer
+    # than the second takes to start up and reach its claim.
+    run = stopped_run(tmp_path / "runs", dataset="imagefolder", data_path=str(folder), img_size=16, epochs=200)
     cmd = train_cmd("--resume", "--run-dir", str(run.path), "--max-jobs", "1")
     first = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(0.3)
+    # The second starts once the first has the run (it then loads for a while), not after a fixed
+    # delay: on a busy machine the first could otherwise finish before the second even looks.
+    deadline = time.time() + 120
+    while not run.owned() and first.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert run.owned(), "the first resume never took the run"
     second = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     results = [(p.wait(timeout=300), *p.communicate()) for p in (first, second)]
     codes = sorted(code for code, _, _ in results)
     assert codes == [0, 2], results
     refused = next(err for code, _, err in results if code == 2).strip().splitlines()
     assert len(refused) == 1 and refused[0].startswith("error: ") and "already being trained" in refused[0]
-    assert [m["epoch"] for m in run.metrics()] == [1, 2, 3]
+    assert [m["epoch"] for m in run.metrics()] == list(range(1, 201))
     assert raw_status(run)["state"] == "finished"
 
 

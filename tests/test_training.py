@@ -62,7 +62,8 @@ def test_digits_defaults_pass_97_percent_test_accuracy(model):
     both models pass 97% test accuracy within their 40 epochs. Test accuracy is taken after
     every epoch, as the benchmark's time-to-97% row does; no time limit here."""
     from tinyvit import bench
-    row = bench.time_to_accuracy(model, bench.Settings(accuracy_seconds=float("inf")))
+    cfg = TrainConfig(**{**defaults_for("digits"), "model": model})
+    row = bench.time_to_accuracy(cfg, 0.97, float("inf"), None, "accuracy", model)
     assert row.extra["reached"], row.note
     assert row.extra["best_accuracy"] >= 0.97 and row.extra["epochs"] <= 40
 
