@@ -157,7 +157,8 @@ def test_views(server, page, shots):
     # Drill-down: a click on a cell of the demo ViT's matrix shows that cell's images.
     pick(page, "Run", DEMO_VIT)
     page.get_by_text("This run has no timeline").wait_for(timeout=30_000)  # an older run still opens
-    drill = page.locator('[data-testid="stDataFrame"]').last  # after the summary, per-class and faithfulness tables
+    # The drill-down's own table, by its widget key (Streamlit marks a keyed element st-key-KEY).
+    drill = page.locator('[class*="st-key-m_drill_cells_"] [data-testid="stDataFrame"]').first
     click_cell(page, drill, 10, 9, 9)
     assert any(re.search(r"true 9, predicted 9: \d+ image", t) for t in texts(page)), texts(page)
     after = section(page, "Drill down: a cell's images")
@@ -175,7 +176,7 @@ def test_views(server, page, shots):
     assert listed and int(listed[0].split()[0]) > 0
     assert page.get_by_text("only A right").count() >= 1
     section_shot(page, shots, "compare-disagreements", "Where the two models disagree (test)", 1100)
-    click_cell(page, page.locator('[data-testid="stDataFrame"]').nth(2), 10, 9, 3)
+    click_cell(page, page.locator('[class*="st-key-cmp_drill_cells_"] [data-testid="stDataFrame"]').first, 10, 9, 3)
     assert any("true 9, predicted 3" in t for t in texts(page)), texts(page)
     section_shot(page, shots, "compare-drilldown", "Drill down: a cell's images", 980)
 
