@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from test_browser import (CHROMIUM, CHROMIUM_ARGS, WIDTH, compare_only, free_port, no_exception, settle,
-                          wait_healthy)
+from test_browser import (CHROMIUM, CHROMIUM_ARGS, WIDTH, compare_only, free_port, no_exception,
+                          settle, wait_healthy)
+from tinyvit.runs import Run
 
 pytestmark = pytest.mark.browser
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -27,14 +28,19 @@ INDEX_PX = 92  # the width of the "true …" index column
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, tiny_runs):
-    """Streamlit on a runs folder with both tiny runs (they have timelines) and the shipped
-    demo runs (the fully trained digits pair, without timelines)."""
-    tmp = tmp_path_factory.mktemp("views")
-    root = tmp / "runs"
+def runs_root(tmp_path_factory, tiny_runs) -> Path:
+    root = tmp_path_factory.mktemp("views") / "runs"
     root.mkdir()
     for path in tiny_runs.values():
         shutil.copytree(path, root / path.name)
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(runs_root):
+    """Streamlit on a runs folder with both tiny runs (they have timelines) and the shipped
+    demo runs (the fully trained digits pair, without timelines)."""
+    root, tmp = runs_root, runs_root.parent
     port = free_port()
     env = {**os.environ, "TINYVIT_RUNS": str(root), "TINYVIT_DEMO_RUNS": str(REPO / "demo_runs"),
            "TINYVIT_HUB_RUNS": str(tmp / "hub"), "HF_HUB_OFFLINE": "1"}
@@ -195,3 +201,40 @@ def test_views(server, page, shots):
     no_exception(page)
     assert section(page, "Receptive field per stage").count() == 1 and page.locator(IMAGES).count() == 1
     section_shot(page, shots, "anatomy-cnn", "First-layer filters", 560)
+
+
+# Line segments drawn by the curves' charts: one more per metric and epoch.
+SEGMENTS_JS = ("[...document.querySelectorAll('.scatterlayer path.js-line')]"
+               ".reduce((n, p) => n + ((p.getAttribute('d') || '').match(/L/g) || []).length, 0)")
+
+
+def test_metrics_of_a_training_run_refresh_by_themselves(server, runs_root, page):
+    """A run that is training (its lock held by this test, its status 'running'): a new epoch
+    written to its metrics appears on the open Metrics page without a click, and when the run
+    finishes the page redraws itself with the test report."""
+    live = runs_root / "live-tinyvit"
+    shutil.copytree(runs_root / "tiny-tinyvit", live)
+    run = Run(live)
+    epochs = run.metrics()
+    assert len(epochs) == 2
+    finished = {name: live.joinpath(name).read_bytes() for name in ("test_metrics.json", "status.json")}
+    live.joinpath("test_metrics.json").unlink()
+    run.write_metrics(epochs[:1])
+    claim = run.claim()
+    try:
+        run.write_status(state="running", pid=os.getpid())
+        open_page(page, f"{server}/metrics", "Metrics")
+        pick(page, "Run", "live-tinyvit")
+        page.get_by_text("This run is still running").wait_for(timeout=30_000)
+        page.locator(".scatterlayer").first.wait_for(state="attached", timeout=30_000)
+        one_epoch = page.evaluate(f"() => {SEGMENTS_JS}")
+        run.write_metrics(epochs)   # the trainer finishes epoch 2
+        page.wait_for_function(f"() => {SEGMENTS_JS} > {one_epoch}", timeout=30_000)
+        assert page.get_by_text("This run is still running").count() == 1  # no reload happened
+        for name, data in finished.items():
+            live.joinpath(name).write_bytes(data)
+    finally:
+        claim.release()
+    page.get_by_text("Confusion matrix (test)").wait_for(timeout=30_000)
+    settle(page)
+    no_exception(page)

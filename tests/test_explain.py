@@ -8,7 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from tinyvit.explain import (CAM_TARGETS, METHODS, MethodError, attention_rollout, cls_attention, explain_batch,
+from tinyvit.explain import (CAM_METHODS, CAM_TARGETS, METHODS, MethodError, attention_rollout, cam_map, cam_maps,
+                             cls_attention, explain_batch,
                              gradient_weighted_attention, methods_for)
 from tinyvit.heatmap import colour_bar, lut, overlay
 from tinyvit.models import build_model
@@ -76,6 +77,22 @@ def test_every_method_maps_both_kinds_and_leaves_no_gradients(name, hp):
         assert heat.shape[0] == 2 and heat.min() >= 0 and heat.max() <= 1, m
         assert maps.seconds[m] >= 0
     assert maps.probs.shape == (2, 3) and torch.equal(maps.target, maps.probs.argmax(1))
+    assert all(p.grad is None for p in model.parameters())
+
+
+@pytest.mark.parametrize("name,hp", [("cnn", {"widths": [8, 16]}),
+                                     ("tinyvit", {"embed_dim": 16, "num_heads": 2, "num_layers": 2, "mlp_dim": 16})])
+def test_cams_sharing_one_pass_equal_each_method_run_on_its_own(name, hp):
+    torch.manual_seed(0)
+    model = build_model(name, num_classes=3, img_size=16, in_chans=1, **hp).eval()
+    x, target = torch.randn(3, 1, 16, 16), torch.tensor([0, 2, 1])
+    together = cam_maps(model, x, list(CAM_METHODS), target)
+    assert list(together) == list(CAM_METHODS)
+    for m in CAM_METHODS:
+        alone = cam_map(model, x, m, target)
+        assert torch.allclose(together[m], alone, atol=1e-5), m
+    # The methods differ from one another: a shared pass that handed one map to all would fail here.
+    assert not torch.allclose(together["gradcam"], together["eigencam"], atol=1e-3)
     assert all(p.grad is None for p in model.parameters())
 
 

@@ -198,35 +198,63 @@ def _cam_class(method: str):
             "scorecam": pgc.ScoreCAM}[method]
 
 
-def cam_map(model: nn.Module, x: torch.Tensor, method: str, target=None,
-            batch_size: int = 128) -> torch.Tensor:
-    """A pytorch-grad-cam map for each image: (B, H, W) in [0, 1] at the input's size."""
-    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+def _cam_target(model: nn.Module, method: str) -> CamTarget:
     name = getattr(model, "model_name", None)
     if name not in CAM_TARGETS:
         raise MethodError(f"{METHODS[method].title} needs a target layer, and none is known for "
                           f"model {name!r} (known: {', '.join(CAM_TARGETS)})")
-    spec = CAM_TARGETS[name]
-    cls = _cam_class(method)
+    return CAM_TARGETS[name]
+
+
+def cam_maps(model: nn.Module, x: torch.Tensor, methods: list[str], target=None,
+             batch_size: int = 128) -> dict[str, torch.Tensor]:
+    """pytorch-grad-cam maps for each image: {method: (B, H, W) in [0, 1] at the input's size}.
+
+    The methods read the same activations and gradients of the same layer, so they share one
+    forward and one backward: each CAM object would otherwise run its own pass, and those passes
+    were most of the time of a page of maps. ScoreCAM runs alone, as its masked forwards would
+    add to the shared activations."""
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+    if not methods:
+        return {}
+    spec = _cam_target(model, methods[0])
+    if isinstance(target, torch.Tensor):
+        idx = target.reshape(-1).expand(len(x)).clone()
+    else:
+        with torch.no_grad():
+            idx = _pick(model(x), target)
+    targets = [ClassifierOutputTarget(int(i)) for i in idx]
+    layer, reshape = spec.layer(model), spec.reshape(model)
     was_training = model.training
+    heat = {}
+    # A gradient method leads: its pass fills the gradients the others read.
+    shared = sorted((m for m in methods if m != "scorecam"), key=lambda m: m == "eigencam")
+    groups = ([shared] if shared else []) + ([["scorecam"]] if "scorecam" in methods else [])
     with torch.enable_grad():
-        if isinstance(target, torch.Tensor):
-            idx = target.reshape(-1).expand(len(x)).clone()
-        else:
-            with torch.no_grad():
-                idx = _pick(model(x), target)
-        targets = [ClassifierOutputTarget(int(i)) for i in idx]
-        cam = cls(model, target_layers=[spec.layer(model)], reshape_transform=spec.reshape(model))
-        cam.batch_size = batch_size  # ScoreCAM's masked images per forward
-        try:
-            # ScoreCAM draws a tqdm bar per image on stderr; ours is the one that counts.
-            with contextlib.redirect_stderr(io.StringIO()):
-                heat = cam(input_tensor=x.detach(), targets=targets)
-        finally:
-            cam.activations_and_grads.release()
-            model.zero_grad(set_to_none=True)
-            model.train(was_training)
-    return torch.from_numpy(heat).float().clamp(0, 1)
+        for group in groups:
+            cams = [_cam_class(m)(model, target_layers=[layer], reshape_transform=reshape) for m in group]
+            lead = cams[0]
+            lead.batch_size = batch_size  # ScoreCAM's masked images per forward
+            for cam in cams[1:]:
+                cam.activations_and_grads.release()
+                cam.activations_and_grads = lead.activations_and_grads
+            try:
+                # ScoreCAM draws a tqdm bar per image on stderr; ours is the one that counts.
+                with contextlib.redirect_stderr(io.StringIO()):
+                    heat[group[0]] = lead(input_tensor=x.detach(), targets=targets)
+                    for m, cam in zip(group[1:], cams[1:]):
+                        heat[m] = cam.aggregate_multi_layers(cam.compute_cam_per_layer(x, targets, False))
+            finally:
+                lead.activations_and_grads.release()
+                model.zero_grad(set_to_none=True)
+                model.train(was_training)
+    return {m: torch.from_numpy(heat[m]).float().clamp(0, 1) for m in methods}
+
+
+def cam_map(model: nn.Module, x: torch.Tensor, method: str, target=None,
+            batch_size: int = 128) -> torch.Tensor:
+    """One pytorch-grad-cam method's map for each image: (B, H, W) in [0, 1]."""
+    return cam_maps(model, x, [method], target, batch_size)[method]
 
 
 # -- all at once -------------------------------------------------------------------------
@@ -267,16 +295,18 @@ def explain_batch(model: nn.Module, x: torch.Tensor, kind: str, methods: list[st
             per = (clock() - t0) / len(wanted_attention)
             for m in wanted_attention:
                 heat[m], seconds[m] = maps[m], per
-    for m in methods:
-        if m in ATTENTION_METHODS:
+    wanted_cams = [m for m in methods if m in CAM_METHODS]
+    for group in ([m for m in wanted_cams if m != "scorecam"], [m for m in wanted_cams if m == "scorecam"]):
+        if not group:
             continue
         t0 = clock()
         try:
-            heat[m] = cam_map(model, x, m, tgt)
+            heat.update(cam_maps(model, x, group, tgt))
         except MethodError as err:
-            errors[m] = str(err)
+            errors.update({m: str(err).replace(METHODS[group[0]].title, METHODS[m].title) for m in group})
             continue
-        seconds[m] = clock() - t0
+        per = (clock() - t0) / len(group)
+        seconds.update({m: per for m in group})
     ordered = {m: heat[m] for m in methods if m in heat}
     return Maps(probs, tgt, ordered, errors, seconds)
 

@@ -179,17 +179,19 @@ def evaluate(model: torch.nn.Module, kind: str, data: TestSet, methods: list[str
     per: dict[str, dict[str, list]] = {m: {"deletion": [], "insertion": [], "points": [], "mass": []} for m in names}
     seconds = {m: 0.0 for m in names}
     skipped: dict[str, str] = {}
-    total, done = len(names) * n, 0
-    for m in names:
-        for i in range(0, n, BATCH):
-            x, tgt = data.x[i:i + BATCH], target[i:i + BATCH]
+    for i in range(0, n, BATCH):
+        x, tgt = data.x[i:i + BATCH], target[i:i + BATCH]
+        # All methods of a batch in one call: the CAMs then share their forward and backward.
+        wanted = [m for m in methods if m not in skipped]
+        maps = explain_batch(model, x, kind, wanted, target=tgt) if wanted else None
+        if maps is not None:
+            skipped.update(maps.errors)
+        for m in names:
+            if m in skipped:
+                continue
             if m in BASELINES:
                 heat = random_maps(len(x), size, seed=i) if m == "random" else centre_map(size).expand(len(x), -1, -1)
             else:
-                maps = explain_batch(model, x, kind, [m], target=tgt)
-                if m in maps.errors:
-                    skipped[m] = maps.errors[m]
-                    break
                 heat, seconds[m] = maps.heat[m], seconds[m] + maps.seconds[m]
             dele, ins = perturbation_curves(model, x, heat, tgt)
             per[m]["deletion"].append(dele.numpy())
@@ -198,11 +200,10 @@ def evaluate(model: torch.nn.Module, kind: str, data: TestSet, methods: list[str
                 masks = data.masks[i:i + BATCH]
                 per[m]["points"].append(pointing_game(heat, masks))
                 per[m]["mass"].append(relevance_mass(heat, masks))
-            done += len(x)
-            progress(done, total, f"{_title(m)}: {min(i + BATCH, n)}/{n} images")
-        if m in skipped:
-            done += n - min(i, n)
-            per.pop(m)
+        done = min(i + BATCH, n)
+        progress(done, n, f"{done}/{n} images, {len(names) - len(skipped)} maps each")
+    for m in skipped:
+        per.pop(m, None)
     summary, arrays = {}, {"indices": data.indices, "target": target.numpy()}
     for m, cols in per.items():
         dele, ins = np.concatenate(cols["deletion"]), np.concatenate(cols["insertion"])

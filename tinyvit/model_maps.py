@@ -25,25 +25,20 @@ def own_maps(model: nn.Module, kind: str, x: torch.Tensor) -> tuple[torch.Tensor
         with torch.inference_mode():
             logits, attentions = model.forward_with_attention(x)
         return logits.float().softmax(-1), attention_rollout(attentions, model.grid)
-    with torch.no_grad():
-        probs = model(x).float().softmax(-1)
-    heat = cam_map(model, x, "gradcam")             # (B, H, W) at the input's size
-    # Back to the CNN's own feature grid: as coarse as what Grad-CAM really resolves, and small
-    # enough for the timeline file.
-    grid = _feature_grid(model, x[:1])
-    return probs, F.adaptive_avg_pool2d(heat[:, None], grid)[:, 0]
-
-
-def _feature_grid(model: nn.Module, x: torch.Tensor) -> tuple[int, int]:
+    # One plain forward gives the probabilities and the feature grid; Grad-CAM then explains the
+    # predicted class with its own forward and backward (the timeline pays this every epoch).
     layer = CAM_TARGETS[getattr(model, "model_name", "cnn")].layer(model)
     seen = {}
 
     def keep_shape(module, inputs, output) -> None:   # returns None: the output is left as it is
-        seen["shape"] = output.shape
+        seen["grid"] = tuple(int(s) for s in output.shape[-2:])
     handle = layer.register_forward_hook(keep_shape)
     try:
         with torch.no_grad():
-            model(x)
+            probs = model(x).float().softmax(-1)
     finally:
         handle.remove()
-    return tuple(int(s) for s in seen["shape"][-2:])
+    heat = cam_map(model, x, "gradcam", target=probs.argmax(1))   # (B, H, W) at the input's size
+    # Back to the CNN's own feature grid: as coarse as what Grad-CAM really resolves, and small
+    # enough for the timeline file.
+    return probs, F.adaptive_avg_pool2d(heat[:, None], seen["grid"])[:, 0]
