@@ -2,7 +2,7 @@
 
 This file is the router (st.navigation) and the Home page. Every page only shows what
 the run folders on disk hold and calls `tinyvit/` for the rest; training happens in
-separate train.py processes started by tinyvit.jobs.
+separate train.py processes started by tinyvit.app.jobs.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import os
 import streamlit as st
 import torch
 
-from tinyvit import jobs, report, ui
+from tinyvit.app import jobs, tables, ui
 from tinyvit.runs import RunError, default_root
 
 # An emoji icon is drawn in the browser; a :material/…: one is fetched from Google's font
@@ -72,7 +72,7 @@ def home() -> None:
         rows = []
         for run in runs:
             try:
-                rows.append(report.run_summary(run))
+                rows.append(tables.run_summary(run))
             except RunError:
                 continue  # deleted while the table was being built
         if rows:
@@ -95,7 +95,7 @@ def home() -> None:
 def demo_note(runs) -> None:
     """Say whether the read-only demo runs are there, so a new user knows every page has
     something to show before they train anything."""
-    demos = [r for r in runs if report.origin(r) == "demo"]
+    demos = [r for r in runs if tables.origin(r) == "demo"]
     if demos:
         st.info(f"**{len(demos)} demo run(s)** are available ({', '.join(r.name for r in demos[:4])}"
                 f"{' …' if len(demos) > 4 else ''}): trained models shipped with the app, read-only, so "

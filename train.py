@@ -15,7 +15,7 @@ import time
 import traceback
 from pathlib import Path
 
-from tinyvit.config import PRESETS, TrainConfig, apply_preset, defaults_for, validate
+from tinyvit.training.config import PRESETS, TrainConfig, apply_preset, defaults_for, validate
 from tinyvit.metrics import format_table
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DIVERGED = 0, 1, 2, 3
@@ -225,9 +225,9 @@ def push_to_hub(run, repo_id: str, private: bool) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    from tinyvit import distributed as dist
-    from tinyvit.training import (USER_ERRORS, execute, prepare_existing, prepare_new, setup_device,
-                                  wait_for_slot)
+    from tinyvit.training import distributed as dist
+    from tinyvit.training.runner import (USER_ERRORS, execute, prepare_existing, prepare_new, setup_device,
+                                         wait_for_slot)
 
     def log(msg: str) -> None:
         if dist.is_main():

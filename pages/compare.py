@@ -7,9 +7,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from tinyvit import analysis, appdata, charts, faithview, report, run_choice, ui, ui_views, view_charts
+from tinyvit.app import (analysis, cache, charts, faithview, tables, run_choice, ui,
+                         views, view_charts)
 from tinyvit.explain import uint8_to_pil
-from tinyvit.heatmap import overlay
+from tinyvit.app.heatmap import overlay
 from tinyvit.inference import MAX_UPLOAD_BYTES, ImageError, open_image
 from tinyvit.runs import Run, RunError
 
@@ -52,7 +53,7 @@ def highlight_best(frame: pd.DataFrame):
         values = pd.to_numeric(col, errors="coerce")
         if values.notna().sum() < 2:
             return [""] * len(col)
-        target = values.min() if col.name in report.LOWER_IS_BETTER else values.max()
+        target = values.min() if col.name in tables.LOWER_IS_BETTER else values.max()
         return [BEST_STYLE if v == target else "" for v in values]
 
     numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c]) and c != "epochs"]
@@ -62,7 +63,7 @@ def highlight_best(frame: pd.DataFrame):
 
 def table(runs: list[Run]) -> None:
     st.subheader("Metrics (%)")
-    frame = report.compare_frame(runs)
+    frame = tables.compare_frame(runs)
     st.dataframe(highlight_best(frame) if not run_choice.mismatch(runs) else frame)
     st.caption("Values in % (validation accuracy at the best epoch, then the test set's accuracy, F1, "
                "recall, MCC and precision, as the study reports them). Highlighted: the best value in each column "
@@ -136,10 +137,10 @@ def one_image(runs: list[Run]) -> None:
 
 
 def _explain_in(run: Run, image, method_choice: str) -> None:
-    loaded = appdata.load_model(run)
+    loaded = cache.load_model(run)
     method = "gradcam" if method_choice.startswith("Grad") else analysis.default_method(loaded)
     x8, x = analysis.prepare(loaded, image)
-    exp = appdata.explain(loaded, x, method)
+    exp = cache.explain(loaded, x, method)
     name = loaded.class_names[exp.top] if exp.top < len(loaded.class_names) else f"class {exp.top}"
     st.markdown(f"**{run.name}**  \n{name} · {exp.confidence:.1%}")
     st.image(overlay(uint8_to_pil(x8), exp.heat, "Jet", 0.5, size=ui.DISPLAY_PX),
@@ -163,7 +164,7 @@ def _sample(runs: list[Run]):
     path = c[0].selectbox("From run", [str(r.path) for r in runs], format_func=lambda p: Path(p).name,
                           key="cmp_sample_run")
     source = Run(Path(path))
-    samples = appdata.load_run_samples(source)
+    samples = cache.load_run_samples(source)
     if not samples:
         st.info(f"{source.name} has no saved test images (they are written when training finishes).",
                 icon=":material/info:")
@@ -205,10 +206,10 @@ def page() -> None:
     faithview.side_by_side(runs)
     finished = [r for r in runs if r.test_metrics()]
     if finished:
-        ui_views.drilldown_section(finished, "cmp_drill")
+        views.drilldown_section(finished, "cmp_drill")
     if len(runs) >= 2:
         pair = pair_picker(runs)
-        ui_views.disagreement_section(*pair)
+        views.disagreement_section(*pair)
     one_image(runs)
 
 

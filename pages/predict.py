@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from tinyvit import analysis, appdata, charts, ui
+from tinyvit.app import analysis, cache, charts, ui
 from tinyvit.explain import METHODS, uint8_to_pil
-from tinyvit.heatmap import COLORMAPS, colour_bar, overlay
+from tinyvit.app.heatmap import COLORMAPS, colour_bar, overlay
 from tinyvit.inference import MAX_UPLOAD_BYTES, ImageError, LoadedRun, open_image
 
 ui.require_router()
@@ -48,7 +48,7 @@ def camera_image() -> list[tuple[str, object, str | None]]:
 
 
 def sample_images(run, loaded: LoadedRun) -> list[tuple[str, object, str | None]]:
-    samples = appdata.load_run_samples(run)
+    samples = cache.load_run_samples(run)
     if not samples:
         st.info("This run has no saved test images yet: they are written when training finishes. "
                 "Upload an image instead.", icon=":material/info:")
@@ -105,7 +105,7 @@ def _cls_where(ctrl: dict) -> str:
 
 def show_prediction(i: int, loaded: LoadedRun, title: str, image, truth: str | None, ctrl: dict, k: int) -> None:
     x8, x = analysis.prepare(loaded, image)
-    maps = appdata.explain_all(loaded, x, ctrl["methods"], ctrl["target"], ctrl["layer"], ctrl["head"])
+    maps = cache.explain_all(loaded, x, ctrl["methods"], ctrl["target"], ctrl["layer"], ctrl["head"])
     probs, top = maps.probs[0], int(maps.probs[0].argmax())
     seen = uint8_to_pil(x8)
     cols = st.columns([1, 1, 2], vertical_alignment="top")
@@ -151,7 +151,7 @@ def page() -> None:
     if run is None:
         ui.no_runs_hint("Train a model (one epoch is enough)")
         return
-    loaded = appdata.load_model(run)
+    loaded = cache.load_model(run)
     st.caption(f"{loaded.config.get('dataset_title', loaded.config.get('dataset'))} · "
                f"{'Vision Transformer' if loaded.kind == 'vit' else 'CNN'} · "
                f"{len(loaded.class_names)} classes: {', '.join(loaded.class_names[:12])}"
@@ -162,7 +162,7 @@ def page() -> None:
     most = max(1, min(10, len(loaded.class_names)))
     k = top.number_input("Top-k", 1, most, min(5, most), key=f"pred_k_{most}", help="classes in the bar chart")
     source = st.radio("Images from", SOURCES, horizontal=True, key="pred_source",
-                      index=1 if run.file(appdata.SAMPLES).is_file() else 0)
+                      index=1 if run.file(cache.SAMPLES).is_file() else 0)
     images = (uploaded_images() if source == SOURCES[0] else camera_image() if source == SOURCES[2]
               else sample_images(run, loaded))
     if len(images) > MAX_SHOWN:

@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from optuna import visualization as ov
 
-from tinyvit import jobs, ui
+from tinyvit.app import jobs, ui
 from tinyvit.data import DATASETS
 from tinyvit.runs import default_root
 from tinyvit.sweep import study as sweeps

@@ -1,6 +1,6 @@
 """Train: a form that launches train.py, and a live view of any run on disk.
 
-Nothing trains here: Launch starts a separate process (tinyvit.jobs) and returns; the
+Nothing trains here: Launch starts a separate process (tinyvit.app.jobs) and returns; the
 live view re-reads the run folder every REFRESH seconds in a fragment, so it shows the
 same thing in every tab and after a refresh.
 """
@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from tinyvit import appdata, charts, jobs, report, space, ui
-from tinyvit.config import PRESETS, SCHEDULES, ConfigError, TrainConfig, apply_preset, defaults_for
+from tinyvit.app import cache, charts, jobs, tables, space, ui
+from tinyvit.training.config import PRESETS, SCHEDULES, ConfigError, TrainConfig, apply_preset, defaults_for
 from tinyvit.data import DATASETS, how_to_get, offline_source
 from tinyvit.models import MODELS
 from tinyvit.models.vit import NORMS
 from tinyvit.runs import ACTIVE, Run, RunError
-from tinyvit.steps import read_steps
+from tinyvit.training.steps import read_steps
 
 ui.require_router()
 
@@ -255,7 +255,7 @@ def zip_dataset():
     st.number_input("Image size (pixels)", min_value=8, max_value=256, step=8, key="tf_img_size")
     if upload is None:
         return None
-    summary = appdata.check_zip_upload(upload, int(st.session_state["tf_img_size"]))
+    summary = cache.check_zip_upload(upload, int(st.session_state["tf_img_size"]))
     if "error" in summary:
         st.error(summary["error"], icon=":material/folder_off:")
     else:
@@ -389,7 +389,7 @@ def progress(status: dict, rows: list[dict], cfg: dict) -> None:
     if batches:
         st.progress(min(1.0, batch / batches), text=f"Batch {batch} of {batches}")
     cols = st.columns(2)
-    cols[0].metric("Time left", report.format_seconds(report.time_left(status, rows)))
+    cols[0].metric("Time left", tables.format_seconds(tables.time_left(status, rows)))
     if rows:
         cols[1].metric("Images / s", f"{rows[-1].get('images_per_second', 0):,.0f}")
 
@@ -437,7 +437,7 @@ def actions(run: Run, status: dict) -> None:
     with row:
         ui.hub_pusher(run, "train")
     if run.readonly:
-        row.caption(f"{report.origin(run)} run (read-only)")
+        row.caption(f"{tables.origin(run)} run (read-only)")
     elif not mine:
         row.caption("Launched from another browser: you can watch it, not stop, resume or delete it.")
 
@@ -451,7 +451,7 @@ def _check_control(run: Run) -> None:
 
 def resume_problem(run: Run) -> str | None:
     """Why `run` cannot be resumed (no checkpoint yet, or one that fails its checks), or None."""
-    return appdata.checkpoint_problem(run)
+    return cache.checkpoint_problem(run)
 
 
 def delete_confirmation(run: Run, row) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tinyvit import jobs
+from tinyvit.app import jobs
 from tinyvit.runs import list_runs, pid_alive
 
 pytestmark = pytest.mark.browser
@@ -353,7 +353,7 @@ def test_on_a_space_runs_belong_to_the_browser_that_launched_them(space_server, 
     """Issue 8.3 and 8.4 in a real browser: the disk notice and caps on Home and Train; the
     browser keeps its owner token (cookie) across a refresh and a second tab; another
     browser sees the run read-only."""
-    from tinyvit import owner
+    from tinyvit.app import owner
     url, root = space_server
     alice = browser.new_context(viewport={"width": WIDTH, "height": 900})
     page = alice.new_page()

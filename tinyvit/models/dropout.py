@@ -19,7 +19,7 @@ What this file does instead, per call (figures for that 2.16M-element mask, same
 The output is `x * mask`; autograd keeps only the mask, so the gradient is `grad * mask`.
 The SFC64 seed is drawn from torch's global generator, so `torch.manual_seed` (the engine
 reseeds every epoch) makes the masks reproducible, exactly as with `F.dropout`. A thread
-that runs part of a batch (tinyvit.train_step) draws from its own generator instead
+that runs part of a batch (tinyvit.training.step) draws from its own generator instead
 (`use_generator`): threads reaching the global one in a varying order would not be.
 
 On other devices (CUDA has a fused dropout kernel), under torch.compile, for dtypes other than

@@ -20,9 +20,9 @@ from typing import Callable
 import optuna
 from optuna.trial import TrialState
 
-from .. import jobs
+from ..app import jobs
 from ..checkpoint import CHECKPOINT
-from ..config import ConfigError, validate
+from ..training.config import ConfigError, validate
 from ..data import DatasetError
 from ..models import ModelError
 from ..runs import Run, RunError, create_run, default_root, pid_alive

@@ -1,6 +1,6 @@
 """The comparison views of the Metrics and Compare pages, in Streamlit: a confusion cell's
 images, the disagreements of two runs, and the learning timeline. The logic lives in
-tinyvit.drilldown and tinyvit.timeline; maps come from tinyvit.model_maps and are cached
+tinyvit.app.drilldown and tinyvit.timeline; maps come from tinyvit.model_maps and are cached
 per run, image and method, so moving a slider or changing colours never recomputes one."""
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ import streamlit as st
 import torch
 from plotly.colors import sample_colorscale
 
-from . import analysis, appdata, drilldown, timeline, ui, view_charts
+from . import analysis, cache, drilldown, ui, view_charts
+from .. import timeline
 from .drilldown import Predictions
-from .explain import uint8_to_pil
+from ..explain import uint8_to_pil
 from .heatmap import overlay
-from .model_maps import method_title, own_maps
-from .runs import ACTIVE, Run
+from ..model_maps import method_title, own_maps
+from ..runs import ACTIVE, Run
 from .test_images import TestImages, from_dataset, from_samples
 
 TILE_PX = 112
@@ -48,7 +49,7 @@ def _test_images(path: str, mtime: int) -> TestImages | None:
     run = Run(Path(path))
     p = drilldown.predictions_of(run)
     found = from_dataset(run.config(), p.labels) if p is not None else None
-    return found or from_samples(run.file(appdata.SAMPLES))
+    return found or from_samples(run.file(cache.SAMPLES))
 
 
 def test_images(run: Run) -> TestImages | None:
@@ -58,7 +59,7 @@ def test_images(run: Run) -> TestImages | None:
 @st.cache_data(max_entries=512, show_spinner=False)
 def _page_maps(path: str, weights_mtime: int, indices: tuple[int, ...], method: str) -> dict:
     run = Run(Path(path))
-    loaded = appdata.load_model(run)
+    loaded = cache.load_model(run)
     images = test_images(run)
     x = loaded.preprocess.normalize(torch.stack([images.image(i) for i in indices]))
     with analysis._LOCK:  # cached models are shared; Grad-CAM hooks and runs backward on them

@@ -9,7 +9,7 @@ cores the team waits for its slowest thread. Measured on the 2-core development 
 threads 283 (1.65x), two threads each running half the batch on one core 323 (1.88x). On the
 same machine while two other trainings ran, two intra-op threads fell to 11-17 images/s
 and the split step kept 55-71: its threads do not synchronise inside the step at all.
-`python -m tinyvit.bench` shows both ways side by side.
+`python -m tinyvit.tools.bench` shows both ways side by side.
 
 What is trained does not change: every chunk's loss is weighted by its share of the batch,
 so the summed gradients are those of the batch mean; the gradients are summed in chunk
@@ -30,7 +30,7 @@ import torch
 import torch.nn as nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from .models.dropout import use_generator
+from ..models.dropout import use_generator
 
 # Below ~16 images a chunk the per-operation overhead dominates; one chunk per core above.
 MIN_CHUNK = 16

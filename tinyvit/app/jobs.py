@@ -23,13 +23,13 @@ from pathlib import Path
 
 from . import owner as owners
 from . import space
-from .checkpoint import CHECKPOINT, CheckpointError, atomic_write, verify
-from .config import ConfigError, TrainConfig, validate
-from .data import DATASETS, DatasetError, dataset_info, load_dataset
-from .models import ModelError, build_model
-from .runfiles import read_status
-from .runs import ACTIVE, Run, RunError, check_deletable, check_runs_root, create_run, default_root, \
-    delete_run, list_runs, pid_alive, unique_run_name
+from ..checkpoint import CHECKPOINT, CheckpointError, atomic_write, verify
+from ..training.config import ConfigError, TrainConfig, validate
+from ..data import DATASETS, DatasetError, dataset_info, load_dataset
+from ..models import ModelError, build_model
+from ..runfiles import read_status
+from ..runs import (ACTIVE, Run, RunError, check_deletable, check_runs_root, create_run, default_root, delete_run,
+                    list_runs, pid_alive, unique_run_name)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TRAIN_SCRIPT = REPO_ROOT / "train.py"
@@ -48,7 +48,7 @@ def max_jobs() -> int:
 
 
 def apply_caps(cfg: TrainConfig) -> TrainConfig:
-    """The Space's caps (tinyvit.space) applied on the server, whatever the form sent: a
+    """The Space's caps (tinyvit.app.space) applied on the server, whatever the form sent: a
     setting over a cap is refused; the dataset's default epochs and "all cores" become
     the cap. Off a Space (and without TINYVIT_MAX_EPOCHS/TINYVIT_THREADS) nothing changes."""
     limits = space.space_limits()
@@ -88,7 +88,7 @@ def check_model(cfg: TrainConfig) -> None:
 def launch(cfg: TrainConfig, root: Path | str | None = None, jobs: int | None = None,
            owner: str | None = None) -> Run:
     """Create a queued run for `cfg` and start train.py on it; returns at once. `owner`: the
-    launching browser's token on a Space (see tinyvit.owner); its hash is kept in the run.
+    launching browser's token on a Space (see tinyvit.app.owner); its hash is kept in the run.
 
     Raises ConfigError / ModelError / DatasetError / RunError with a user-facing message."""
     validate(cfg)

@@ -1,6 +1,6 @@
 """The faithfulness measurement as a job started from the app, in its own process.
 
-The same pattern as training (tinyvit.jobs): `python -m tinyvit.faithfulness` is detached
+The same pattern as training (tinyvit.app.jobs): `python -m tinyvit.faithfulness` is detached
 from the Streamlit server (its own session, a little below the app's priority), writes its
 progress to a file in the run folder, and the page re-reads that file; so the job survives
 reruns, page switches and refreshes, and a second tab sees the same job.
@@ -14,9 +14,9 @@ import sys
 import threading
 from pathlib import Path
 
-from .checkpoint import WEIGHTS, atomic_write_text
-from .faithfulness import DEFAULT_IMAGES, REPORT
-from .runs import Run, RunError, pid_alive
+from ..checkpoint import WEIGHTS, atomic_write_text
+from ..faithfulness import DEFAULT_IMAGES, REPORT
+from ..runs import Run, RunError, pid_alive
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROGRESS = ".faithfulness-progress.json"

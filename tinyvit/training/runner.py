@@ -15,14 +15,14 @@ from typing import Callable
 import torch
 
 from . import distributed as dist
-from .checkpoint import CHECKPOINT, CheckpointError
+from ..checkpoint import CHECKPOINT, CheckpointError
 from .config import ConfigError, TrainConfig, validate
-from .data import DatasetError, dataset_info, load_dataset
-from .engine import Diverged, Result, Trainer, pick_device, set_threads
-from .models import ModelError, build_model, count_parameters, model_kind, resolve_hparams
-from .runfiles import read_status
-from .runs import Run, RunError, check_run_name, check_runs_root, create_run, default_root, list_runs, \
-    open_run, unique_run_name
+from ..data import DatasetError, dataset_info, load_dataset
+from .loop import Diverged, Result, Trainer, pick_device, set_threads
+from ..models import ModelError, build_model, count_parameters, model_kind, resolve_hparams
+from ..runfiles import read_status
+from ..runs import (Run, RunError, check_run_name, check_runs_root, create_run, default_root, list_runs, open_run,
+                    unique_run_name)
 
 FORMAT_VERSION = 1
 # Keys of a queued run's config.json that are not training settings but are kept in it.

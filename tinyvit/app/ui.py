@@ -12,15 +12,15 @@ import streamlit as st
 from PIL import Image
 
 from . import owner, space
-from .config import ConfigError
-from .data import DATASETS, DatasetError
-from .inference import ImageError
-from .models import MODELS, ModelError
-from .runs import Run, RunError, list_runs
-from .report import origin
+from ..training.config import ConfigError
+from ..data import DATASETS, DatasetError
+from ..inference import ImageError
+from ..models import MODELS, ModelError
+from ..runs import Run, RunError, list_runs
+from .tables import origin
 
 try:  # the Hub is optional: without it (or its dependencies) every page still works
-    from . import hub
+    from .. import hub
 except ImportError:
     hub = None
 
@@ -61,7 +61,7 @@ def require_router() -> None:
 
 
 # -- on a Hugging Face Space --------------------------------------------------------------
-OWNER_COOKIE = "tinyvit_owner"  # the browser's owner token (tinyvit.owner), kept by the browser
+OWNER_COOKIE = "tinyvit_owner"  # the browser's owner token (tinyvit.app.owner), kept by the browser
 OWNER_PARAM = "owner"           # the same token in the URL, until the browser has the cookie
 OWNER_KEY = "_tinyvit_owner"    # session key: this session's token
 ADMIN_KEY = "_tinyvit_admin"   # session key: what this session typed as the admin token

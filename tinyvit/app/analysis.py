@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import explain as ex
-from .inference import LoadedRun, _border_mean, to_mode
+from .. import explain as ex
+from ..inference import LoadedRun, _border_mean, to_mode
 
 METHODS = {k: m.title for k, m in ex.METHODS.items()}
 # Cached models are shared by every browser session of the server; the CAMs hook a layer

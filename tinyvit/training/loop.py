@@ -18,17 +18,17 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import distributed as dist
-from .checkpoint import CHECKPOINT, WEIGHTS, load_training_state, save_training_state, save_weights
+from ..checkpoint import CHECKPOINT, WEIGHTS, load_training_state, save_training_state, save_weights
 from .config import TrainConfig, lr_at
-from .data import Splits, augment_batch, normalize
-from .data.augment import random_erase
-from .metrics import classification_metrics, full_report
-from .models import model_kind
-from .runs import Run
-from .samples import save_samples
+from ..data import Splits, augment_batch, normalize
+from ..data.augment import random_erase
+from ..metrics import classification_metrics, full_report
+from ..models import model_kind
+from ..runs import Run
+from ..samples import save_samples
 from .steps import StepLog, truncate
-from .timeline import FILE as TIMELINE, Recorder
-from .train_step import TrainStep, make_optimizer
+from ..timeline import FILE as TIMELINE, Recorder
+from .step import TrainStep, make_optimizer
 
 EVAL_BATCH = 256
 

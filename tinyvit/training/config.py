@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .data import DATASETS
+from ..data import DATASETS
 
 
 class ConfigError(ValueError):
@@ -77,7 +77,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 SMALL_DATA = dict(batch_size=32, lr=1e-3, schedule="cosine", warmup_epochs=2.0)
 
 
-# Recipes compared by the study (tinyvit.study) and the bench's real-data rows: training
+# Recipes compared by the study (tinyvit.tools.study) and the bench's real-data rows: training
 # settings for every model, and the transformer settings for the ViT family only.
 RECIPES: dict[str, dict[str, dict[str, Any]]] = {
     "slides": {"train": {k: v for k, v in _SLIDES.items() if k != "epochs"} | {"warmup_epochs": 0.0},

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from .metrics import METRIC_NAMES, METRIC_TITLES
-from .runs import ACTIVE, Run, RunError
+from ..metrics import METRIC_NAMES, METRIC_TITLES
+from ..runs import ACTIVE, Run, RunError
 
 
 def percent(value) -> float | None:

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from .report import origin
-from .runs import Run, RunError
+from .tables import origin
+from ..runs import Run, RunError
 
 # The demo pair Compare prefers, in order: Fashion-MNIST when its demo runs exist.
 DEMO_DATASETS = ("fashion-mnist", "digits")
