@@ -9,10 +9,8 @@ import streamlit as st
 import torch
 
 from tinyvit import anatomy
-from tinyvit.app import cache, ui, views, view_charts
+from tinyvit.app import cache, navigation, ui, views, view_charts
 from tinyvit.runs import Run
-
-ui.require_router()
 
 DISTANCE_IMAGES = 256  # test images the attention distance is averaged over
 
@@ -78,7 +76,7 @@ def page() -> None:
     st.title("Anatomy")
     run = ui.run_picker("anatomy", help="Any run; the pictures need its trained weights.")
     if run is None:
-        ui.no_runs_hint()
+        navigation.no_runs_hint()
         return
     if not run.has_weights():
         st.info(f"{run.name} has no trained weights yet: the pictures appear after its first epoch.",
@@ -97,5 +95,5 @@ def page() -> None:
         st.error(f"{run.name}: {err}", icon=":material/error:")
 
 
-with ui.guard("the Anatomy page"):
-    page()
+if __name__ == "__main__":
+    navigation.run_app()

@@ -7,14 +7,12 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from tinyvit.app import (analysis, cache, charts, faithview, tables, run_choice, ui,
-                         views, view_charts)
+from tinyvit.app import (analysis, cache, charts, faithview, navigation, run_choice, tables, ui, views,
+                         view_charts)
 from tinyvit.explain import uint8_to_pil
 from tinyvit.app.heatmap import overlay
 from tinyvit.inference import MAX_UPLOAD_BYTES, ImageError, open_image
 from tinyvit.runs import Run, RunError
-
-ui.require_router()
 
 KEY = "cmp_runs"
 PER_ROW = 3
@@ -188,7 +186,7 @@ def page() -> None:
     st.title("Compare")
     runs = pick_runs()
     if not ui.all_runs():
-        ui.no_runs_hint()
+        navigation.no_runs_hint()
         return
     if not runs:
         st.info("Pick at least one run above (two or more to compare).", icon=":material/info:")
@@ -224,5 +222,5 @@ def pair_picker(runs: list[Run]) -> tuple[Run, Run]:
     return runs[names.index(a)], runs[names.index(b)]
 
 
-with ui.guard("the Compare page"):
-    page()
+if __name__ == "__main__":
+    navigation.run_app()

@@ -10,14 +10,12 @@ from pathlib import Path
 
 import streamlit as st
 
-from tinyvit.app import (analysis, cache, charts, faithview, tables, ui, views,
+from tinyvit.app import (analysis, cache, charts, faithview, navigation, tables, ui, views,
                          view_charts)
 from tinyvit.explain import uint8_to_pil
 from tinyvit.app.heatmap import overlay
 from tinyvit.models import MODELS
 from tinyvit.runs import ACTIVE, Run
-
-ui.require_router()
 
 GALLERY_PX = 128
 CURVES = {
@@ -135,7 +133,7 @@ def page() -> None:
     ui.hub_loader("metrics")
     run = ui.run_picker("metrics")
     if run is None:
-        ui.no_runs_hint()
+        navigation.no_runs_hint()
         return
     status, cfg = run.status(), run.config()
     left, right = st.columns([4, 1], vertical_alignment="center")
@@ -160,5 +158,5 @@ def page() -> None:
     mistakes(run)
 
 
-with ui.guard("the Metrics page"):
-    page()
+if __name__ == "__main__":
+    navigation.run_app()

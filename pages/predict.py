@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from tinyvit.app import analysis, cache, charts, ui
+from tinyvit.app import analysis, cache, charts, navigation, ui
 from tinyvit.explain import METHODS, uint8_to_pil
 from tinyvit.app.heatmap import COLORMAPS, colour_bar, overlay
 from tinyvit.inference import MAX_UPLOAD_BYTES, ImageError, LoadedRun, open_image
-
-ui.require_router()
 
 IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif"]
 MAX_IMAGE_MB = MAX_UPLOAD_BYTES // 2 ** 20
@@ -149,7 +147,7 @@ def page() -> None:
     run = ui.run_picker("predict", keep=lambda r: r.has_weights(),
                         help="Runs with trained weights (at least one finished epoch).")
     if run is None:
-        ui.no_runs_hint("Train a model (one epoch is enough)")
+        navigation.no_runs_hint("Train a model (one epoch is enough)")
         return
     loaded = cache.load_model(run)
     st.caption(f"{loaded.config.get('dataset_title', loaded.config.get('dataset'))} · "
@@ -171,5 +169,5 @@ def page() -> None:
         show_prediction(i, loaded, title, image, truth, ctrl, k)
 
 
-with ui.guard("the Predict page"):
-    page()
+if __name__ == "__main__":
+    navigation.run_app()

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from tinyvit.app import cache, charts, jobs, tables, space, ui
+from tinyvit.app import cache, charts, jobs, navigation, space, tables, ui
 from tinyvit.training.config import PRESETS, SCHEDULES, ConfigError, TrainConfig, apply_preset, defaults_for
 from tinyvit.data import DATASETS, how_to_get, offline_source
 from tinyvit.models import MODELS
 from tinyvit.models.vit import NORMS
 from tinyvit.runs import ACTIVE, Run, RunError
 from tinyvit.training.steps import read_steps
-
-ui.require_router()
 
 REFRESH = 1.5  # seconds between live updates
 DIED = "the training process "  # how Run.status() words a dead pid ("… ended unexpectedly")
@@ -362,7 +360,7 @@ def state_message(run: Run, status: dict, rows: list[dict]) -> None:
         test = run.test_metrics() or {}
         acc = f" Test accuracy **{100 * test['accuracy']:.1f}%**." if "accuracy" in test else ""
         st.success(f"Finished after {ui.plural(len(rows), 'epoch')}.{acc}", icon=":material/check_circle:")
-        st.page_link("pages/metrics.py", label="See all metrics", icon=":material/analytics:")
+        st.page_link(navigation.page("metrics"), label="See all metrics", icon=":material/analytics:")
     if state in ("stopped", "failed", "diverged") and not run.readonly:
         problem = resume_problem(run)
         if problem is None:
@@ -488,11 +486,16 @@ def queue_table() -> None:
     st.dataframe(rows, hide_index=True)
 
 
-_init_state()
-st.title("Train")
-ui.space_notice()
-form_col, view_col = st.columns([2, 3], gap="large")
-with form_col:
-    launch_form()
-with view_col:
-    job_panel()
+def page() -> None:
+    _init_state()
+    st.title("Train")
+    ui.space_notice()
+    form_col, view_col = st.columns([2, 3], gap="large")
+    with form_col:
+        launch_form()
+    with view_col:
+        job_panel()
+
+
+if __name__ == "__main__":
+    navigation.run_app()

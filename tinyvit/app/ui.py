@@ -40,26 +40,6 @@ DELETED = "deleted_run"   # session key: a run this session deleted (no "it vani
 DISPLAY_PX = 192          # tiny dataset images are shown enlarged, pixel-sharp
 
 
-ROUTED = "_tinyvit_routed"  # session key: app.py (the router) has run in this session
-
-
-def mark_routed() -> None:
-    """Called by app.py on every run, before it runs the page."""
-    st.session_state[ROUTED] = True
-
-
-def require_router() -> None:
-    """Run this page through app.py. Until st.navigation has been called once in the server
-    process, Streamlit treats pages/ as a legacy pages directory and runs a deep link such as
-    /train as a script of its own, without app.py's frame (layout, navigation, job list).
-    Turning that mode off and rerunning routes the same URL through app.py."""
-    if st.session_state.get(ROUTED):
-        return
-    from streamlit.runtime.pages_manager import PagesManager
-    PagesManager.uses_pages_directory = False
-    st.rerun()
-
-
 # -- on a Hugging Face Space --------------------------------------------------------------
 OWNER_COOKIE = "tinyvit_owner"  # the browser's owner token (tinyvit.app.owner), kept by the browser
 OWNER_PARAM = "owner"           # the same token in the URL, until the browser has the cookie
@@ -247,11 +227,6 @@ def enlarge(img: Image.Image, size: int = DISPLAY_PX) -> Image.Image:
         return img
     scale = size / max(img.size)
     return img.resize((round(img.width * scale), round(img.height * scale)), Image.NEAREST)
-
-
-def no_runs_hint(what: str = "Train a model first") -> None:
-    st.info(f"No runs to show yet. {what} on the Train page.", icon=":material/info:")
-    st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
 
 
 # -- the Hugging Face Hub ---------------------------------------------------------------
