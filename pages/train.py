@@ -274,7 +274,8 @@ def launch(zipped) -> None:
             if "error" in summary:
                 raise ConfigError(summary["error"])
             cfg.data_path = str(jobs.save_upload(upload.getvalue(), upload.name))
-        run = jobs.launch(cfg, owner=ui.browser_token())
+        with st.spinner("Reading the dataset, so the run records its classes and normalisation…"):
+            run = jobs.launch(cfg, owner=ui.browser_token())
         ui.select_run("train", run)
         # Redraw the whole page (job list in the sidebar, live view), with the news on top.
         st.session_state[FLASH] = f"Launched **{run.name}**: it is shown on the right."

@@ -18,7 +18,7 @@ from ..checkpoint import WEIGHTS, atomic_write_text
 from ..faithfulness import DEFAULT_IMAGES, REPORT
 from ..runs import Run, RunError, pid_alive
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 PROGRESS = ".faithfulness-progress.json"
 JOB = ".faithfulness-job.json"
 LOG = "faithfulness.log"

@@ -29,7 +29,7 @@ from .. import faithfulness
 from ..checkpoint import WEIGHTS, atomic_write_text
 from ..runs import DEMO_ROOT, READONLY_MARK, Run, open_run
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 # What the app reads from a finished run (tinyvit.inference.load_run needs config.json and
 # model.safetensors; the pages read the rest). checkpoint.safetensors is left out.
 KEEP = ("config.json", "status.json", "metrics.jsonl", "test_metrics.json", "predictions.csv",

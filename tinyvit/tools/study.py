@@ -21,7 +21,7 @@ from pathlib import Path
 from ..training.config import _SLIDES_VIT, recipe_settings
 from ..models import model_kind
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 # The slides' TinyViT shape (tinyvit.training.config) for every ViT-family row.
 SLIDES_VIT = tuple(flag for k in ("embed_dim", "num_heads", "num_layers", "mlp_dim")
