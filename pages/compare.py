@@ -139,7 +139,7 @@ def _explain_in(run: Run, image, method_choice: str) -> None:
     method = "gradcam" if method_choice.startswith("Grad") else analysis.default_method(loaded)
     x8, x = analysis.prepare(loaded, image)
     exp = cache.explain(loaded, x, method)
-    name = loaded.class_names[exp.top] if exp.top < len(loaded.class_names) else f"class {exp.top}"
+    name = tables.class_name(loaded.class_names, exp.top)
     st.markdown(f"**{run.name}**  \n{name} · {exp.confidence:.1%}")
     st.image(overlay(uint8_to_pil(x8), exp.heat, "Jet", 0.5, size=ui.DISPLAY_PX),
              caption=analysis.METHODS[method], width=ui.DISPLAY_PX)

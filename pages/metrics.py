@@ -14,7 +14,6 @@ from tinyvit.app import (analysis, cache, charts, faithview, navigation, tables,
                          view_charts)
 from tinyvit.explain import uint8_to_pil
 from tinyvit.app.heatmap import overlay
-from tinyvit.models import MODELS
 from tinyvit.runs import ACTIVE, Run
 
 GALLERY_PX = 128
@@ -120,12 +119,8 @@ def mistakes(run: Run) -> None:
         exp = cache.explain(loaded, loaded.preprocess.normalize(samples["images"][i]), method)
         true, pred = int(samples["labels"][i]), int(samples["preds"][i])
         cols[j % 4].image(overlay(image, exp.heat, "Jet", 0.45, size=GALLERY_PX),
-                          caption=f"true {_name(names, true)} → {_name(names, pred)} "
+                          caption=f"true {tables.class_name(names, true)} → {tables.class_name(names, pred)} "
                                   f"({float(samples['confidences'][i]):.0%})")
-
-
-def _name(names: list[str], i: int) -> str:
-    return names[i] if i < len(names) else f"class {i}"
 
 
 def page() -> None:
@@ -137,7 +132,7 @@ def page() -> None:
         return
     status, cfg = run.status(), run.config()
     left, right = st.columns([4, 1], vertical_alignment="center")
-    model = MODELS[cfg["model"]].title if cfg.get("model") in MODELS else cfg.get("model", "?")
+    model = tables.model_title(cfg)
     left.caption(f"{model} on {cfg.get('dataset_title') or cfg.get('dataset')} · "
                  f"{cfg.get('num_params') or 0:,} parameters · {len(run.metrics())} of {cfg.get('epochs')} epochs")
     with right:

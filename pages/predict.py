@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from tinyvit.app import analysis, cache, charts, navigation, ui
+from tinyvit.app import analysis, cache, charts, navigation, tables, ui
 from tinyvit.explain import METHODS, uint8_to_pil
 from tinyvit.app.heatmap import COLORMAPS, colour_bar, overlay
 from tinyvit.inference import MAX_UPLOAD_BYTES, ImageError, LoadedRun, open_image
@@ -55,19 +55,15 @@ def sample_images(run, loaded: LoadedRun) -> list[tuple[str, object, str | None]
 
     def describe(i: int) -> str:
         label, pred = int(samples["labels"][i]), int(samples["preds"][i])
-        mark = "" if label == pred else f" (predicted {_name(names, pred)})"
-        return f"#{int(samples['indices'][i])} · {_name(names, label)}{mark}"
+        mark = "" if label == pred else f" (predicted {tables.class_name(names, pred)})"
+        return f"#{int(samples['indices'][i])} · {tables.class_name(names, label)}{mark}"
 
     picked = st.multiselect("Test images", list(range(len(samples["labels"]))), default=[0],
                             format_func=describe, key=f"pred_samples_{run.name}",
                             help="Test images saved with the run: its most confident mistakes first, "
                                  "then a few of each class.")
-    return [(describe(i), uint8_to_pil(samples["images"][i]), _name(names, int(samples["labels"][i])))
+    return [(describe(i), uint8_to_pil(samples["images"][i]), tables.class_name(names, int(samples["labels"][i])))
             for i in picked]
-
-
-def _name(names: list[str], i: int) -> str:
-    return names[i] if i < len(names) else f"class {i}"
 
 
 MAP_PX = 150
@@ -113,9 +109,9 @@ def show_prediction(i: int, loaded: LoadedRun, title: str, image, truth: str | N
                   caption=f"What the model saw: {seen.width}×{seen.height} pixels"
                           f"{' (' + ', '.join(steps) + ')' if steps else ''}")
     with cols[2]:
-        verdict = f"**{_name(loaded.class_names, top)}** · {float(probs.max()):.1%}"
+        verdict = f"**{tables.class_name(loaded.class_names, top)}** · {float(probs.max()):.1%}"
         if truth is not None:
-            verdict += " ✅" if truth == _name(loaded.class_names, top) else f" ❌ (true: {truth})"
+            verdict += " ✅" if truth == tables.class_name(loaded.class_names, top) else f" ❌ (true: {truth})"
         st.markdown(verdict)
         st.plotly_chart(charts.topk_bar(probs.tolist(), loaded.class_names, k), key=f"topk_{i}")
     reasons = analysis.cautions(loaded, image, x)
@@ -123,7 +119,7 @@ def show_prediction(i: int, loaded: LoadedRun, title: str, image, truth: str | N
         st.warning("**Caution: this image is unlike the training data**, so the prediction and the maps "
                    "may mean little: " + "; ".join(reasons) + ".", icon=":material/warning:")
     target = int(maps.target[0])
-    st.markdown(f"**Where the model found evidence for *{_name(loaded.class_names, target)}***, "
+    st.markdown(f"**Where the model found evidence for *{tables.class_name(loaded.class_names, target)}***, "
                 f"by {len(maps.heat)} methods. Colour: how much weight a method gives each spot, "
                 f"relative to that map's own maximum.")
     grid = st.columns(MAP_COLUMNS)

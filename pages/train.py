@@ -332,7 +332,7 @@ def header(run: Run, status: dict, cfg: dict) -> None:
     with right:
         ui.state_badge(status["state"])
     sizes = cfg.get("sizes")
-    parts = [MODELS[cfg["model"]].title if cfg.get("model") in MODELS else cfg.get("model", "?"),
+    parts = [tables.model_title(cfg),
              cfg.get("dataset_title") or cfg.get("dataset", "?")]
     if cfg.get("num_params"):
         parts.append(f"{cfg['num_params']:,} parameters")

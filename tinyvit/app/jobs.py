@@ -154,16 +154,23 @@ def start_queued(run: Run, resume: bool = False, jobs: int | None = None) -> sub
     return _spawn(run, (["--resume"] if resume else []) + ["--max-jobs", str(jobs or max_jobs())])
 
 
-def _spawn(run: Run, args: list[str]) -> subprocess.Popen:
-    # train.py takes every setting (threads included) from the run's config.json.
-    cmd = [sys.executable, str(TRAIN_SCRIPT), "--run-dir", str(run.path.resolve()), *args, "--quiet"]
-    with open(run.file(LOG_NAME), "ab") as log:
+def detached(cmd: list[str], log_path: Path, mode: str = "ab") -> subprocess.Popen:
+    """Start `cmd` in its own session (it outlives the app's reruns and the server's requests),
+    its output into `log_path`, a little below the app's priority."""
+    with open(log_path, mode) as log:
         proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
     try:
         os.setpriority(os.PRIO_PROCESS, proc.pid, JOB_NICENESS)
     except (OSError, AttributeError):
         pass  # not permitted or not POSIX: the job runs at normal priority
+    return proc
+
+
+def _spawn(run: Run, args: list[str]) -> subprocess.Popen:
+    # train.py takes every setting (threads included) from the run's config.json.
+    proc = detached([sys.executable, str(TRAIN_SCRIPT), "--run-dir", str(run.path.resolve()), *args, "--quiet"],
+                    run.file(LOG_NAME))
     # The pid (with its start time) is recorded before train.py writes its own, so a process
     # that dies while importing shows as failed instead of queued forever.
     run.write_status(pid=proc.pid)

@@ -15,9 +15,9 @@ from . import owner, space
 from ..training.config import ConfigError
 from ..data import DATASETS, DatasetError
 from ..inference import ImageError
-from ..models import MODELS, ModelError
+from ..models import ModelError
 from ..runs import Run, RunError, list_runs
-from .tables import origin
+from .tables import model_title, origin
 
 try:  # the Hub is optional: without it (or its dependencies) every page still works
     from .. import hub
@@ -147,7 +147,7 @@ def run_label(run: Run) -> str:
         cfg = run.config()
     except RunError:
         return f"{run.name} · " + ("damaged" if run.exists else "deleted")
-    model = MODELS[cfg["model"]].title if cfg.get("model") in MODELS else cfg.get("model", "?")
+    model = model_title(cfg)
     what = f"{model} on {DATASETS[cfg['dataset']].title if cfg.get('dataset') in DATASETS else cfg.get('dataset', '?')}"
     source = origin(run)
     return f"{run.name} · {what}" + (f" · {source}" if source else "")

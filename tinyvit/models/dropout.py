@@ -100,12 +100,17 @@ def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
 
 
 class FastDropout(nn.Module):
+    """F.dropout, or `dropout` above once `fast` is on (TinyViT.fast_training, the training path)."""
+
     def __init__(self, p: float) -> None:
         super().__init__()
         self.p = p
+        self.fast = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return dropout(x, self.p, self.training)
+        if self.fast:
+            return dropout(x, self.p, self.training)
+        return F.dropout(x, self.p, self.training)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"

@@ -39,10 +39,11 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ..models.vit import SLIDES_ENCODER
+
 SECTIONS = ("train", "epoch", "predict", "accuracy", "timeline", "views", "real", "gpu", "sweep", "explain")
 # The slides' CIFAR-10 table.
-SLIDES_TABLE = dict(num_classes=10, embed_dim=128, img_size=32, patch_size=4, in_chans=3,
-                    num_heads=8, num_layers=6, mlp_dim=512, dropout=0.1)
+SLIDES_TABLE = dict(num_classes=10, img_size=32, patch_size=4, in_chans=3, **SLIDES_ENCODER)
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
 
@@ -159,8 +160,8 @@ class PlainStep:
         self.model, self.opt, self.crit, self.device, self.amp = model, optimizer_for(model), criterion(), device, amp
 
     def __call__(self, x, y):
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            logits = self.model(x)
+        from ..training.step import autocast_forward
+        logits = autocast_forward(self.model, x, self.device, self.amp)
         loss = self.crit(logits.float(), y)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -363,7 +364,7 @@ def upload_bytes(width: int = 640, height: int = 480) -> bytes:
 
 
 def predict_rows(s: Settings) -> list[Row]:
-    from ..explain import attention_rollout
+    from ..explain import attention_rollout, attention_weights
     from ..inference import Preprocess, open_image
     model = project_tinyvit().eval()
     pre = Preprocess(32, 3, list(CIFAR_MEAN), list(CIFAR_STD))
@@ -375,7 +376,7 @@ def predict_rows(s: Settings) -> list[Row]:
 
     def rollout():
         with torch.inference_mode():
-            logits, attentions = model.forward_with_attention(pre(open_image(data, "upload.jpg")))
+            logits, attentions = attention_weights(model, pre(open_image(data, "upload.jpg")))
             return logits.softmax(-1), attention_rollout(attentions, model.grid)
 
     rows = []

@@ -18,14 +18,15 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..training.config import _SLIDES_VIT, recipe_settings
 from ..models import model_kind
+from ..models.vit import SLIDES_ENCODER
+from ..training.config import recipe_settings
 
 REPO = Path(__file__).resolve().parents[2]
 
-# The slides' TinyViT shape (tinyvit.training.config) for every ViT-family row.
+# The slides' TinyViT shape for every ViT-family row.
 SLIDES_VIT = tuple(flag for k in ("embed_dim", "num_heads", "num_layers", "mlp_dim")
-                   for flag in (f"--{k.replace('_', '-')}", str(_SLIDES_VIT[k])))
+                   for flag in (f"--{k.replace('_', '-')}", str(SLIDES_ENCODER[k])))
 RECIPE_ROWS = (("tinyvit", "slides"), ("tinyvit", "plus"), ("tinyvit-conv", "plus"),
                ("cnn", "slides"), ("cnn", "plus"))
 

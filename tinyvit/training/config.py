@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..data import DATASETS
+from ..models.vit import SLIDES_ENCODER
 
 
 class ConfigError(ValueError):
@@ -60,7 +61,7 @@ _SLIDES = dict(epochs=100, batch_size=64, lr=3e-4, weight_decay=0.05, label_smoo
                schedule="constant", augment=True)
 # The slides used nn.TransformerEncoderLayer, i.e. post-norm. Their STL-10 patch size is not
 # given; 8 keeps 144 tokens, the nearest to CIFAR's cost that divides 96 into a square grid.
-_SLIDES_VIT = dict(embed_dim=128, num_heads=8, num_layers=6, mlp_dim=512, dropout=0.1, norm="post")
+_SLIDES_VIT = dict(SLIDES_ENCODER, norm="post")
 
 PRESETS: dict[str, dict[str, Any]] = {
     f"seed-{ds}-{m}": dict(
