@@ -63,10 +63,10 @@ space-image: $(VENV)/.installed-dev
 	PY=$(abspath $(PY)) bash tools/space_image.sh
 
 bench: $(VENV)/.installed
-	$(PY) -m tinyvit.bench
+	$(PY) -m tinyvit.tools.bench
 
 demo-runs: $(VENV)/.installed
-	$(PY) -m tinyvit.demo
+	$(PY) -m tinyvit.tools.demo
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -1,8 +1,8 @@
 """TinyViT Lab: the Streamlit app. `streamlit run app.py` (or `make run`).
 
-This file is the router (st.navigation) and the Home page. Every page only shows what
-the run folders on disk hold and calls `tinyvit/` for the rest; training happens in
-separate train.py processes started by tinyvit.jobs.
+This file is the router (st.navigation over the pages that tinyvit.app.navigation lists) and
+the Home page. Every page only shows what the run folders on disk hold and calls `tinyvit/`
+for the rest; training happens in separate train.py processes started by tinyvit.app.jobs.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import os
 import streamlit as st
 import torch
 
-from tinyvit import jobs, report, ui
+from tinyvit.app import jobs, navigation, tables, ui
 from tinyvit.runs import RunError, default_root
 
 # An emoji icon is drawn in the browser; a :material/…: one is fetched from Google's font
@@ -22,21 +22,6 @@ SIDEBAR_REFRESH = 3.0  # seconds
 # Named once, here; the other pages say "the study".
 STUDY = ("**“TinyViT: A Small Vision Transformer”** (Lucian Dorin Crainic, Master's degree in Computer "
          "Science, Sapienza Università di Roma, academic year 2024/2025)")
-PAGES = {
-    "train": ("pages/train.py", "Train", ":material/model_training:",
-              "Launch a training job and watch its curves live; stop, resume or delete runs."),
-    "predict": ("pages/predict.py", "Predict", ":material/image_search:",
-                "Classify your own images or saved test images and see where the model looked."),
-    "metrics": ("pages/metrics.py", "Metrics", ":material/analytics:",
-                "The study's metric table, per-class scores, confusion matrix and worst mistakes."),
-    "compare": ("pages/compare.py", "Compare", ":material/compare:",
-                "Several runs side by side: curves, metrics, confusion matrices and one image."),
-    "sweep": ("pages/sweep.py", "Sweep", ":material/tune:",
-              "Hyperparameter sweeps with Optuna: define a space, launch workers, watch trials, open the best."),
-    "anatomy": ("pages/anatomy.py", "Anatomy", ":material/neurology:",
-                "Inside a trained model: a ViT's position embeddings, patch filters and attention "
-                "distances; a CNN's filters and receptive fields."),
-}
 
 
 def device() -> tuple[str, str]:
@@ -72,7 +57,7 @@ def home() -> None:
         rows = []
         for run in runs:
             try:
-                rows.append(report.run_summary(run))
+                rows.append(tables.run_summary(run))
             except RunError:
                 continue  # deleted while the table was being built
         if rows:
@@ -86,16 +71,16 @@ def home() -> None:
                     "offline Digits dataset, needs no download).", icon=":material/info:")
 
     st.subheader("Where next")
-    for path, title, icon, text in PAGES.values():
+    for name, info in navigation.PAGES.items():
         left, right = st.columns([1, 4], vertical_alignment="center")
-        left.page_link(path, label=title, icon=icon)
-        right.caption(text)
+        left.page_link(navigation.page(name), label=info.title, icon=info.icon)
+        right.caption(info.blurb)
 
 
 def demo_note(runs) -> None:
     """Say whether the read-only demo runs are there, so a new user knows every page has
     something to show before they train anything."""
-    demos = [r for r in runs if report.origin(r) == "demo"]
+    demos = [r for r in runs if tables.origin(r) == "demo"]
     if demos:
         st.info(f"**{len(demos)} demo run(s)** are available ({', '.join(r.name for r in demos[:4])}"
                 f"{' …' if len(demos) > 4 else ''}): trained models shipped with the app, read-only, so "
@@ -130,9 +115,8 @@ def keep_train_form() -> None:
 
 
 keep_train_form()
-ui.mark_routed()
 nav = st.navigation([st.Page(home, title="Home", icon=":material/home:", default=True)]
-                   + [st.Page(p, title=t, icon=i) for p, t, i, _ in PAGES.values()])
+                   + [navigation.page(name) for name in navigation.PAGES])
 with st.sidebar:
     # Always refreshing (reading a few small status files), so a job launched in another tab
     # or one that just ended shows up here without a click.

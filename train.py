@@ -15,18 +15,19 @@ import time
 import traceback
 from pathlib import Path
 
-from tinyvit.config import PRESETS, TrainConfig, apply_preset, defaults_for, validate
+from tinyvit.training.config import PRESETS, TrainConfig, apply_preset, defaults_for, validate
 from tinyvit.metrics import format_table
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DIVERGED = 0, 1, 2, 3
 
-MODEL_FLAGS = {  # flag -> (hyperparameter, type)
-    "embed_dim": int, "patch_size": int, "num_heads": int, "num_layers": int, "mlp_dim": int,
-    "dropout": float, "norm": str, "widths": None, "drop_path": float, "conv_stages": int,
-}
+# The model hyperparameters that have flags of their own (their types are in parser()).
+MODEL_FLAGS = ("embed_dim", "patch_size", "num_heads", "num_layers", "mlp_dim", "dropout", "norm", "widths",
+               "drop_path", "conv_stages")
 
 
-def positive_int(text: str) -> int:
+def whole_number(text: str) -> int:
+    """An int flag's value. Its range is checked by config.validate, whose one-line errors
+    name the flag (`--epochs must be positive`), as for the float flags."""
     try:
         return int(text)
     except ValueError:
@@ -56,11 +57,11 @@ def parser() -> argparse.ArgumentParser:
                       help="where datasets are (or are downloaded to) (default: data)")
     what.add_argument("--data-path", metavar="PATH", default=S,
                       help="imagefolder: a folder of class sub-folders, or a .zip of one")
-    what.add_argument("--img-size", type=positive_int, metavar="N", default=S,
+    what.add_argument("--img-size", type=whole_number, metavar="N", default=S,
                       help="resize images to N×N (default: the dataset's size)")
-    what.add_argument("--subset", type=positive_int, metavar="N", default=S,
+    what.add_argument("--subset", type=whole_number, metavar="N", default=S,
                       help="use N training images per class, for quick runs")
-    what.add_argument("--generate-per-class", type=positive_int, metavar="N", default=S,
+    what.add_argument("--generate-per-class", type=whole_number, metavar="N", default=S,
                       help="shapes: generate N training images per class (600), to see how much data a model needs")
     what.add_argument("--val-fraction", type=float, metavar="F", default=S,
                       help="share of the training set held out for validation (default: 0.1)")
@@ -83,9 +84,9 @@ def parser() -> argparse.ArgumentParser:
                     help="CNN channel widths per stage (64 128 256)")
 
     tr = p.add_argument_group("training (the slides' setup by default)")
-    tr.add_argument("--epochs", type=positive_int, metavar="N", default=S,
+    tr.add_argument("--epochs", type=whole_number, metavar="N", default=S,
                     help="epochs (default: 100 for CIFAR/STL as the slides; shorter for small datasets)")
-    tr.add_argument("--batch-size", type=positive_int, metavar="N", default=S, help="batch size (64, the slides; 32 for the small offline datasets)")
+    tr.add_argument("--batch-size", type=whole_number, metavar="N", default=S, help="batch size (64, the slides; 32 for the small offline datasets)")
     tr.add_argument("--lr", type=float, metavar="LR", default=S, help="AdamW learning rate (3e-4, the slides; 1e-3 for the small offline datasets)")
     tr.add_argument("--weight-decay", type=float, metavar="WD", default=S, help="AdamW weight decay (0.05)")
     tr.add_argument("--label-smoothing", type=float, metavar="S", default=S, help="label smoothing (0.1)")
@@ -100,7 +101,7 @@ def parser() -> argparse.ArgumentParser:
 
     rt = p.add_argument_group("where it runs")
     rt.add_argument("--device", metavar="DEV", default=S, help="auto, cpu, cuda, cuda:N or mps (auto)")
-    rt.add_argument("--threads", type=positive_int, metavar="N", default=S,
+    rt.add_argument("--threads", type=whole_number, metavar="N", default=S,
                     help="CPU threads (default: all cores)")
     rt.add_argument("--no-amp", dest="amp", action="store_false", default=S,
                     help="no bf16 autocast on GPU")
@@ -116,7 +117,7 @@ def parser() -> argparse.ArgumentParser:
     rs.add_argument("--resume", action="store_true",
                     help="continue the run in --run-dir from its last complete epoch (from epoch 1 if "
                          "it stopped before its first epoch ended), with the settings it was started with")
-    rs.add_argument("--max-jobs", type=positive_int, metavar="N", default=None,
+    rs.add_argument("--max-jobs", type=whole_number, metavar="N", default=None,
                     help="wait until fewer than N runs in the same runs folder are training")
     rs.add_argument("--quiet", action="store_true", help="no progress bar, epoch lines only")
 
@@ -225,9 +226,9 @@ def push_to_hub(run, repo_id: str, private: bool) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    from tinyvit import distributed as dist
-    from tinyvit.training import (USER_ERRORS, execute, prepare_existing, prepare_new, setup_device,
-                                  wait_for_slot)
+    from tinyvit.training import distributed as dist
+    from tinyvit.training.runner import (USER_ERRORS, execute, load_existing, open_existing, prepare_new,
+                                         setup_device, wait_for_slot)
 
     def log(msg: str) -> None:
         if dist.is_main():
@@ -249,10 +250,11 @@ def main(argv: list[str] | None = None) -> int:
     existing = bool(args.run_dir) and (args.resume or Path(args.run_dir).exists())
     try:
         if existing:
-            # The run's own settings, threads included: a resumed run must train as it began. Only
-            # where it runs may be changed on purpose (a run started on a GPU resumed on a CPU).
-            from tinyvit.runs import open_run
-            cfg = TrainConfig.from_dict({**open_run(args.run_dir).config(), **where_flags(args)})
+            # config.json, read once: the run's own settings, threads included (a resumed run
+            # must train as it began). Only where it runs may be changed on purpose (a run
+            # started on a GPU resumed on a CPU).
+            run, config = open_existing(args.run_dir, args.resume)
+            cfg = TrainConfig.from_dict({**config, **where_flags(args)})
             ignored = [f for f in given_settings(args) if f not in WHERE_FLAGS]
             if ignored:
                 log(f"warning: {'--resume' if args.resume else '--run-dir'} takes every setting from "
@@ -263,16 +265,18 @@ def main(argv: list[str] | None = None) -> int:
         device = setup_device(cfg)
         main_process = dist.is_main()
         if existing:
-            run, data, model, epochs = prepare_existing(args.run_dir, args.resume, log)
-            cfg = TrainConfig.from_dict({**run.config(), **where_flags(args)})
-        elif args.run_dir:
-            target = Path(args.run_dir)
-            run, data, model, epochs = prepare_new(cfg, target.parent, target.name, log)
+            log(f"run folder: {run.path}")
+            # A queued job holds no data while it waits for its slot.
+            if args.max_jobs and main_process:
+                wait_for_slot(run, args.max_jobs)
+            data, model, epochs = load_existing(run, config, cfg, args.resume, log)
         else:
-            run, data, model, epochs = prepare_new(cfg, args.runs_root, args.name, log)
-        log(f"run folder: {run.path}")
-        if args.max_jobs and main_process:
-            wait_for_slot(run, args.max_jobs)
+            target = Path(args.run_dir) if args.run_dir else None
+            run, data, model, epochs = prepare_new(cfg, target.parent if target else args.runs_root,
+                                                   target.name if target else args.name, log)
+            log(f"run folder: {run.path}")
+            if args.max_jobs and main_process:
+                wait_for_slot(run, args.max_jobs)
         progress = Progress(run, args.quiet) if dist.is_main() else None
         result = execute(run, data, model, epochs, cfg, args.resume, device, on_batch=progress, log=log)
         if progress:

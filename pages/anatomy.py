@@ -8,10 +8,9 @@ import numpy as np
 import streamlit as st
 import torch
 
-from tinyvit import anatomy, appdata, ui, ui_views, view_charts
+from tinyvit import anatomy
+from tinyvit.app import cache, navigation, ui, views, view_charts
 from tinyvit.runs import Run
-
-ui.require_router()
 
 DISTANCE_IMAGES = 256  # test images the attention distance is averaged over
 
@@ -20,8 +19,8 @@ DISTANCE_IMAGES = 256  # test images the attention distance is averaged over
 def attention_distances(path: str, weights_mtime: int) -> tuple[np.ndarray, int, str]:
     from pathlib import Path
     run = Run(Path(path))
-    loaded = appdata.load_model(run)
-    images = ui_views.test_images(run)
+    loaded = cache.load_model(run)
+    images = views.test_images(run)
     if images is None:
         raise anatomy.AnatomyError("this run has no test images here (neither the dataset nor saved samples)")
     x = loaded.preprocess.normalize(images.images[:DISTANCE_IMAGES])
@@ -48,7 +47,7 @@ def vit(run: Run, model) -> None:
                "colour); a small or briefly trained model's are noisier.")
 
     st.subheader("Mean attention distance")
-    dist, n, source = attention_distances(str(run.path.resolve()), ui_views.file_mtime(run, "model.safetensors"))
+    dist, n, source = attention_distances(str(run.path.resolve()), views.file_mtime(run, "model.safetensors"))
     st.plotly_chart(view_charts.attention_distance(dist, int(cfg["img_size"])), key="an_dist")
     st.caption(f"How far (in pixels) each head looks on average, over {n} {source}. In the ViT paper some "
                "heads of the first layers already look across the whole image while others stay local, "
@@ -77,13 +76,13 @@ def page() -> None:
     st.title("Anatomy")
     run = ui.run_picker("anatomy", help="Any run; the pictures need its trained weights.")
     if run is None:
-        ui.no_runs_hint()
+        navigation.no_runs_hint()
         return
     if not run.has_weights():
         st.info(f"{run.name} has no trained weights yet: the pictures appear after its first epoch.",
                 icon=":material/info:")
         return
-    loaded = appdata.load_model(run)
+    loaded = cache.load_model(run)
     st.caption(f"{run.name}: a {'Vision Transformer' if loaded.kind == 'vit' else 'CNN'} on "
                f"{run.config().get('dataset_title') or run.config().get('dataset')}. "
                + ("The analyses of Dosovitskiy et al. 2021 (figure 7)." if loaded.kind == "vit" else
@@ -96,5 +95,5 @@ def page() -> None:
         st.error(f"{run.name}: {err}", icon=":material/error:")
 
 
-with ui.guard("the Anatomy page"):
-    page()
+if __name__ == "__main__":
+    navigation.run_app()

@@ -7,13 +7,12 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from tinyvit import analysis, appdata, charts, faithview, report, run_choice, ui, ui_views, view_charts
+from tinyvit.app import (analysis, cache, charts, faithview, navigation, run_choice, tables, ui, views,
+                         view_charts)
 from tinyvit.explain import uint8_to_pil
-from tinyvit.heatmap import overlay
+from tinyvit.app.heatmap import overlay
 from tinyvit.inference import MAX_UPLOAD_BYTES, ImageError, open_image
 from tinyvit.runs import Run, RunError
-
-ui.require_router()
 
 KEY = "cmp_runs"
 PER_ROW = 3
@@ -52,7 +51,7 @@ def highlight_best(frame: pd.DataFrame):
         values = pd.to_numeric(col, errors="coerce")
         if values.notna().sum() < 2:
             return [""] * len(col)
-        target = values.min() if col.name in report.LOWER_IS_BETTER else values.max()
+        target = values.min() if col.name in tables.LOWER_IS_BETTER else values.max()
         return [BEST_STYLE if v == target else "" for v in values]
 
     numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c]) and c != "epochs"]
@@ -62,7 +61,7 @@ def highlight_best(frame: pd.DataFrame):
 
 def table(runs: list[Run]) -> None:
     st.subheader("Metrics (%)")
-    frame = report.compare_frame(runs)
+    frame = tables.compare_frame(runs)
     st.dataframe(highlight_best(frame) if not run_choice.mismatch(runs) else frame)
     st.caption("Values in % (validation accuracy at the best epoch, then the test set's accuracy, F1, "
                "recall, MCC and precision, as the study reports them). Highlighted: the best value in each column "
@@ -136,11 +135,11 @@ def one_image(runs: list[Run]) -> None:
 
 
 def _explain_in(run: Run, image, method_choice: str) -> None:
-    loaded = appdata.load_model(run)
+    loaded = cache.load_model(run)
     method = "gradcam" if method_choice.startswith("Grad") else analysis.default_method(loaded)
     x8, x = analysis.prepare(loaded, image)
-    exp = appdata.explain(loaded, x, method)
-    name = loaded.class_names[exp.top] if exp.top < len(loaded.class_names) else f"class {exp.top}"
+    exp = cache.explain(loaded, x, method)
+    name = tables.class_name(loaded.class_names, exp.top)
     st.markdown(f"**{run.name}**  \n{name} · {exp.confidence:.1%}")
     st.image(overlay(uint8_to_pil(x8), exp.heat, "Jet", 0.5, size=ui.DISPLAY_PX),
              caption=analysis.METHODS[method], width=ui.DISPLAY_PX)
@@ -163,7 +162,7 @@ def _sample(runs: list[Run]):
     path = c[0].selectbox("From run", [str(r.path) for r in runs], format_func=lambda p: Path(p).name,
                           key="cmp_sample_run")
     source = Run(Path(path))
-    samples = appdata.load_run_samples(source)
+    samples = cache.load_run_samples(source)
     if not samples:
         st.info(f"{source.name} has no saved test images (they are written when training finishes).",
                 icon=":material/info:")
@@ -187,7 +186,7 @@ def page() -> None:
     st.title("Compare")
     runs = pick_runs()
     if not ui.all_runs():
-        ui.no_runs_hint()
+        navigation.no_runs_hint()
         return
     if not runs:
         st.info("Pick at least one run above (two or more to compare).", icon=":material/info:")
@@ -205,10 +204,10 @@ def page() -> None:
     faithview.side_by_side(runs)
     finished = [r for r in runs if r.test_metrics()]
     if finished:
-        ui_views.drilldown_section(finished, "cmp_drill")
+        views.drilldown_section(finished, "cmp_drill")
     if len(runs) >= 2:
         pair = pair_picker(runs)
-        ui_views.disagreement_section(*pair)
+        views.disagreement_section(*pair)
     one_image(runs)
 
 
@@ -223,5 +222,5 @@ def pair_picker(runs: list[Run]) -> tuple[Run, Run]:
     return runs[names.index(a)], runs[names.index(b)]
 
 
-with ui.guard("the Compare page"):
-    page()
+if __name__ == "__main__":
+    navigation.run_app()

@@ -10,13 +10,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from tinyvit import analysis, appdata, charts, faithview, report, ui, ui_views, view_charts
+from tinyvit.app import (analysis, cache, charts, faithview, navigation, tables, ui, views,
+                         view_charts)
 from tinyvit.explain import uint8_to_pil
-from tinyvit.heatmap import overlay
-from tinyvit.models import MODELS
+from tinyvit.app.heatmap import overlay
 from tinyvit.runs import ACTIVE, Run
-
-ui.require_router()
 
 GALLERY_PX = 128
 CURVES = {
@@ -29,21 +27,21 @@ CURVES = {
 
 
 def summary(run: Run) -> None:
-    table = report.slides_table(run)
+    table = tables.slides_table(run)
     st.subheader("The study's table (%)")
     if table.empty:
-        st.info("No epoch has finished yet, so there is nothing to report.", icon=":material/info:")
+        st.info("No epoch has finished yet, so there is nothing to tables.", icon=":material/info:")
         return
     st.dataframe(table.style.format("{:.2f}", na_rep="–"))
     rows = run.metrics()
     row = st.container(horizontal=True)
     row.download_button("Metrics table (CSV)", table.to_csv(float_format="%.4f"),
                             file_name=f"{run.name}-metrics.csv", mime="text/csv", icon=":material/download:")
-    row.download_button("Per-epoch metrics (CSV)", report.epochs_frame(rows).to_csv(index=False),
+    row.download_button("Per-epoch metrics (CSV)", tables.epochs_frame(rows).to_csv(index=False),
                             file_name=f"{run.name}-epochs.csv", mime="text/csv", icon=":material/download:")
     test = run.test_metrics()
     if test:
-        row.download_button("Per-class table (CSV)", report.per_class_frame(test).to_csv(index=False),
+        row.download_button("Per-class table (CSV)", tables.per_class_frame(test).to_csv(index=False),
                                 file_name=f"{run.name}-per-class.csv", mime="text/csv",
                                 icon=":material/download:")
 
@@ -58,7 +56,7 @@ def test_details(run: Run) -> None:
     with left:
         st.subheader("Per class (test)")
         st.caption("Click a column header to sort.")
-        st.dataframe(report.per_class_frame(test), hide_index=True, column_config={
+        st.dataframe(tables.per_class_frame(test), hide_index=True, column_config={
             c: st.column_config.NumberColumn(format="%.1f") for c in ("precision %", "recall %", "F1 %")})
     with right:
         st.subheader("Confusion matrix (test)")
@@ -100,7 +98,7 @@ def live(path: str, polling: bool) -> None:
 
 def mistakes(run: Run) -> None:
     st.subheader("Most confident mistakes (test)")
-    samples = appdata.load_run_samples(run)
+    samples = cache.load_run_samples(run)
     if not samples:
         st.info("The gallery appears when training finishes (it uses the saved test images).",
                 icon=":material/info:")
@@ -110,7 +108,7 @@ def mistakes(run: Run) -> None:
     if not picks:
         st.success("No mistakes among the saved test images.", icon=":material/check_circle:")
         return
-    loaded = appdata.load_model(run)
+    loaded = cache.load_model(run)
     method = analysis.default_method(loaded)
     st.caption(f"Each with its {analysis.METHODS[method].lower()} overlay: where the model looked "
                "when it got the image wrong.")
@@ -118,15 +116,11 @@ def mistakes(run: Run) -> None:
     cols = st.columns(4)
     for j, i in enumerate(picks):
         image = uint8_to_pil(samples["images"][i])
-        exp = appdata.explain(loaded, loaded.preprocess.normalize(samples["images"][i]), method)
+        exp = cache.explain(loaded, loaded.preprocess.normalize(samples["images"][i]), method)
         true, pred = int(samples["labels"][i]), int(samples["preds"][i])
         cols[j % 4].image(overlay(image, exp.heat, "Jet", 0.45, size=GALLERY_PX),
-                          caption=f"true {_name(names, true)} → {_name(names, pred)} "
+                          caption=f"true {tables.class_name(names, true)} → {tables.class_name(names, pred)} "
                                   f"({float(samples['confidences'][i]):.0%})")
-
-
-def _name(names: list[str], i: int) -> str:
-    return names[i] if i < len(names) else f"class {i}"
 
 
 def page() -> None:
@@ -134,11 +128,11 @@ def page() -> None:
     ui.hub_loader("metrics")
     run = ui.run_picker("metrics")
     if run is None:
-        ui.no_runs_hint()
+        navigation.no_runs_hint()
         return
     status, cfg = run.status(), run.config()
     left, right = st.columns([4, 1], vertical_alignment="center")
-    model = MODELS[cfg["model"]].title if cfg.get("model") in MODELS else cfg.get("model", "?")
+    model = tables.model_title(cfg)
     left.caption(f"{model} on {cfg.get('dataset_title') or cfg.get('dataset')} · "
                  f"{cfg.get('num_params') or 0:,} parameters · {len(run.metrics())} of {cfg.get('epochs')} epochs")
     with right:
@@ -151,13 +145,13 @@ def page() -> None:
                    f"{': ' + ui.app_text(status['error']) if status.get('error') else ''}; it has no test report "
                    "unless it finished earlier.", icon=":material/warning:")
     polling = status["state"] in ACTIVE
-    st.fragment(run_every=ui_views.LIVE_SECONDS if polling else None)(live)(str(run.path), polling)
-    ui_views.timeline_section(run)
+    st.fragment(run_every=views.LIVE_SECONDS if polling else None)(live)(str(run.path), polling)
+    views.timeline_section(run)
     test_details(run)
     faithview.section(run)
-    ui_views.drilldown_section([run], "m_drill")
+    views.drilldown_section([run], "m_drill")
     mistakes(run)
 
 
-with ui.guard("the Metrics page"):
-    page()
+if __name__ == "__main__":
+    navigation.run_app()

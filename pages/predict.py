@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from tinyvit import analysis, appdata, charts, ui
+from tinyvit.app import analysis, cache, charts, navigation, tables, ui
 from tinyvit.explain import METHODS, uint8_to_pil
-from tinyvit.heatmap import COLORMAPS, colour_bar, overlay
+from tinyvit.app.heatmap import COLORMAPS, colour_bar, overlay
 from tinyvit.inference import MAX_UPLOAD_BYTES, ImageError, LoadedRun, open_image
-
-ui.require_router()
 
 IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif"]
 MAX_IMAGE_MB = MAX_UPLOAD_BYTES // 2 ** 20
@@ -48,7 +46,7 @@ def camera_image() -> list[tuple[str, object, str | None]]:
 
 
 def sample_images(run, loaded: LoadedRun) -> list[tuple[str, object, str | None]]:
-    samples = appdata.load_run_samples(run)
+    samples = cache.load_run_samples(run)
     if not samples:
         st.info("This run has no saved test images yet: they are written when training finishes. "
                 "Upload an image instead.", icon=":material/info:")
@@ -57,19 +55,15 @@ def sample_images(run, loaded: LoadedRun) -> list[tuple[str, object, str | None]
 
     def describe(i: int) -> str:
         label, pred = int(samples["labels"][i]), int(samples["preds"][i])
-        mark = "" if label == pred else f" (predicted {_name(names, pred)})"
-        return f"#{int(samples['indices'][i])} · {_name(names, label)}{mark}"
+        mark = "" if label == pred else f" (predicted {tables.class_name(names, pred)})"
+        return f"#{int(samples['indices'][i])} · {tables.class_name(names, label)}{mark}"
 
     picked = st.multiselect("Test images", list(range(len(samples["labels"]))), default=[0],
                             format_func=describe, key=f"pred_samples_{run.name}",
                             help="Test images saved with the run: its most confident mistakes first, "
                                  "then a few of each class.")
-    return [(describe(i), uint8_to_pil(samples["images"][i]), _name(names, int(samples["labels"][i])))
+    return [(describe(i), uint8_to_pil(samples["images"][i]), tables.class_name(names, int(samples["labels"][i])))
             for i in picked]
-
-
-def _name(names: list[str], i: int) -> str:
-    return names[i] if i < len(names) else f"class {i}"
 
 
 MAP_PX = 150
@@ -105,7 +99,7 @@ def _cls_where(ctrl: dict) -> str:
 
 def show_prediction(i: int, loaded: LoadedRun, title: str, image, truth: str | None, ctrl: dict, k: int) -> None:
     x8, x = analysis.prepare(loaded, image)
-    maps = appdata.explain_all(loaded, x, ctrl["methods"], ctrl["target"], ctrl["layer"], ctrl["head"])
+    maps = cache.explain_all(loaded, x, ctrl["methods"], ctrl["target"], ctrl["layer"], ctrl["head"])
     probs, top = maps.probs[0], int(maps.probs[0].argmax())
     seen = uint8_to_pil(x8)
     cols = st.columns([1, 1, 2], vertical_alignment="top")
@@ -115,9 +109,9 @@ def show_prediction(i: int, loaded: LoadedRun, title: str, image, truth: str | N
                   caption=f"What the model saw: {seen.width}×{seen.height} pixels"
                           f"{' (' + ', '.join(steps) + ')' if steps else ''}")
     with cols[2]:
-        verdict = f"**{_name(loaded.class_names, top)}** · {float(probs.max()):.1%}"
+        verdict = f"**{tables.class_name(loaded.class_names, top)}** · {float(probs.max()):.1%}"
         if truth is not None:
-            verdict += " ✅" if truth == _name(loaded.class_names, top) else f" ❌ (true: {truth})"
+            verdict += " ✅" if truth == tables.class_name(loaded.class_names, top) else f" ❌ (true: {truth})"
         st.markdown(verdict)
         st.plotly_chart(charts.topk_bar(probs.tolist(), loaded.class_names, k), key=f"topk_{i}")
     reasons = analysis.cautions(loaded, image, x)
@@ -125,7 +119,7 @@ def show_prediction(i: int, loaded: LoadedRun, title: str, image, truth: str | N
         st.warning("**Caution: this image is unlike the training data**, so the prediction and the maps "
                    "may mean little: " + "; ".join(reasons) + ".", icon=":material/warning:")
     target = int(maps.target[0])
-    st.markdown(f"**Where the model found evidence for *{_name(loaded.class_names, target)}***, "
+    st.markdown(f"**Where the model found evidence for *{tables.class_name(loaded.class_names, target)}***, "
                 f"by {len(maps.heat)} methods. Colour: how much weight a method gives each spot, "
                 f"relative to that map's own maximum.")
     grid = st.columns(MAP_COLUMNS)
@@ -149,9 +143,9 @@ def page() -> None:
     run = ui.run_picker("predict", keep=lambda r: r.has_weights(),
                         help="Runs with trained weights (at least one finished epoch).")
     if run is None:
-        ui.no_runs_hint("Train a model (one epoch is enough)")
+        navigation.no_runs_hint("Train a model (one epoch is enough)")
         return
-    loaded = appdata.load_model(run)
+    loaded = cache.load_model(run)
     st.caption(f"{loaded.config.get('dataset_title', loaded.config.get('dataset'))} · "
                f"{'Vision Transformer' if loaded.kind == 'vit' else 'CNN'} · "
                f"{len(loaded.class_names)} classes: {', '.join(loaded.class_names[:12])}"
@@ -162,7 +156,7 @@ def page() -> None:
     most = max(1, min(10, len(loaded.class_names)))
     k = top.number_input("Top-k", 1, most, min(5, most), key=f"pred_k_{most}", help="classes in the bar chart")
     source = st.radio("Images from", SOURCES, horizontal=True, key="pred_source",
-                      index=1 if run.file(appdata.SAMPLES).is_file() else 0)
+                      index=1 if run.file(cache.SAMPLES).is_file() else 0)
     images = (uploaded_images() if source == SOURCES[0] else camera_image() if source == SOURCES[2]
               else sample_images(run, loaded))
     if len(images) > MAX_SHOWN:
@@ -171,5 +165,5 @@ def page() -> None:
         show_prediction(i, loaded, title, image, truth, ctrl, k)
 
 
-with ui.guard("the Predict page"):
-    page()
+if __name__ == "__main__":
+    navigation.run_app()

@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from optuna import visualization as ov
 
-from tinyvit import jobs, ui
+from tinyvit.app import jobs, navigation, ui
 from tinyvit.data import DATASETS
 from tinyvit.runs import default_root
 from tinyvit.sweep import study as sweeps
@@ -19,7 +19,6 @@ from tinyvit.sweep.searchspace import MODEL_PARAMS, NAMED_SPACES, RECIPES, Space
 from tinyvit.sweep.storage import SweepError, local_sweeps, read_pointer
 from tinyvit.sweep.table import accuracy_vs_params, local_run, trial_rows
 
-ui.require_router()
 optuna.logging.set_verbosity(optuna.logging.ERROR)  # "no complete trials yet" is said on the page itself
 
 REFRESH = 2.0  # seconds between live updates of the trial table and figures
@@ -187,10 +186,10 @@ def open_buttons(study) -> None:
     if row.button("Open best trial in Metrics", icon=":material/analytics:", key="sweep_open_best",
                   disabled=not done):
         ui.select_run("metrics", local_run(done[0]))
-        st.switch_page("pages/metrics.py")
+        st.switch_page(navigation.page("metrics"))
     if row.button("Compare top 3", icon=":material/compare:", key="sweep_compare", disabled=len(done) < 2):
         st.session_state["cmp_runs"] = [str(local_run(t).path) for t in done[:3]]
-        st.switch_page("pages/compare.py")
+        st.switch_page(navigation.page("compare"))
 
 
 def figures(study) -> None:
@@ -229,13 +228,18 @@ def pareto(study) -> go.Figure:
     return fig
 
 
-st.title("Sweep")
-st.caption("Hyperparameter sweeps with Optuna: each trial is an ordinary run (see it on every page), "
-           "trained by worker processes through the same job queue as the Train page.")
-with st.expander("Define and launch a sweep", expanded=not local_sweeps()):
-    define_form()
-if FLASH in st.session_state:  # outside the form, which folds away once a sweep exists
-    st.success(st.session_state.pop(FLASH), icon=":material/rocket_launch:")
-chosen = pick_sweep()
-if chosen:
-    st.fragment(run_every=REFRESH)(live)(chosen)
+def page() -> None:
+    st.title("Sweep")
+    st.caption("Hyperparameter sweeps with Optuna: each trial is an ordinary run (see it on every page), "
+               "trained by worker processes through the same job queue as the Train page.")
+    with st.expander("Define and launch a sweep", expanded=not local_sweeps()):
+        define_form()
+    if FLASH in st.session_state:  # outside the form, which folds away once a sweep exists
+        st.success(st.session_state.pop(FLASH), icon=":material/rocket_launch:")
+    chosen = pick_sweep()
+    if chosen:
+        st.fragment(run_every=REFRESH)(live)(chosen)
+
+
+if __name__ == "__main__":
+    navigation.run_app()

@@ -1,6 +1,6 @@
 """Train: a form that launches train.py, and a live view of any run on disk.
 
-Nothing trains here: Launch starts a separate process (tinyvit.jobs) and returns; the
+Nothing trains here: Launch starts a separate process (tinyvit.app.jobs) and returns; the
 live view re-reads the run folder every REFRESH seconds in a fragment, so it shows the
 same thing in every tab and after a refresh.
 """
@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from tinyvit import appdata, charts, jobs, report, space, ui
-from tinyvit.config import PRESETS, SCHEDULES, ConfigError, TrainConfig, apply_preset, defaults_for
+from tinyvit.app import cache, charts, jobs, navigation, space, tables, ui
+from tinyvit.training.config import PRESETS, SCHEDULES, ConfigError, TrainConfig, apply_preset, defaults_for
 from tinyvit.data import DATASETS, how_to_get, offline_source
 from tinyvit.models import MODELS
 from tinyvit.models.vit import NORMS
 from tinyvit.runs import ACTIVE, Run, RunError
-from tinyvit.steps import read_steps
-
-ui.require_router()
+from tinyvit.training.steps import read_steps
 
 REFRESH = 1.5  # seconds between live updates
 DIED = "the training process "  # how Run.status() words a dead pid ("… ended unexpectedly")
@@ -255,7 +253,7 @@ def zip_dataset():
     st.number_input("Image size (pixels)", min_value=8, max_value=256, step=8, key="tf_img_size")
     if upload is None:
         return None
-    summary = appdata.check_zip_upload(upload, int(st.session_state["tf_img_size"]))
+    summary = cache.check_zip_upload(upload, int(st.session_state["tf_img_size"]))
     if "error" in summary:
         st.error(summary["error"], icon=":material/folder_off:")
     else:
@@ -276,7 +274,8 @@ def launch(zipped) -> None:
             if "error" in summary:
                 raise ConfigError(summary["error"])
             cfg.data_path = str(jobs.save_upload(upload.getvalue(), upload.name))
-        run = jobs.launch(cfg, owner=ui.browser_token())
+        with st.spinner("Reading the dataset, so the run records its classes and normalisation…"):
+            run = jobs.launch(cfg, owner=ui.browser_token())
         ui.select_run("train", run)
         # Redraw the whole page (job list in the sidebar, live view), with the news on top.
         st.session_state[FLASH] = f"Launched **{run.name}**: it is shown on the right."
@@ -333,7 +332,7 @@ def header(run: Run, status: dict, cfg: dict) -> None:
     with right:
         ui.state_badge(status["state"])
     sizes = cfg.get("sizes")
-    parts = [MODELS[cfg["model"]].title if cfg.get("model") in MODELS else cfg.get("model", "?"),
+    parts = [tables.model_title(cfg),
              cfg.get("dataset_title") or cfg.get("dataset", "?")]
     if cfg.get("num_params"):
         parts.append(f"{cfg['num_params']:,} parameters")
@@ -362,7 +361,7 @@ def state_message(run: Run, status: dict, rows: list[dict]) -> None:
         test = run.test_metrics() or {}
         acc = f" Test accuracy **{100 * test['accuracy']:.1f}%**." if "accuracy" in test else ""
         st.success(f"Finished after {ui.plural(len(rows), 'epoch')}.{acc}", icon=":material/check_circle:")
-        st.page_link("pages/metrics.py", label="See all metrics", icon=":material/analytics:")
+        st.page_link(navigation.page("metrics"), label="See all metrics", icon=":material/analytics:")
     if state in ("stopped", "failed", "diverged") and not run.readonly:
         problem = resume_problem(run)
         if problem is None:
@@ -389,7 +388,7 @@ def progress(status: dict, rows: list[dict], cfg: dict) -> None:
     if batches:
         st.progress(min(1.0, batch / batches), text=f"Batch {batch} of {batches}")
     cols = st.columns(2)
-    cols[0].metric("Time left", report.format_seconds(report.time_left(status, rows)))
+    cols[0].metric("Time left", tables.format_seconds(tables.time_left(status, rows)))
     if rows:
         cols[1].metric("Images / s", f"{rows[-1].get('images_per_second', 0):,.0f}")
 
@@ -437,7 +436,7 @@ def actions(run: Run, status: dict) -> None:
     with row:
         ui.hub_pusher(run, "train")
     if run.readonly:
-        row.caption(f"{report.origin(run)} run (read-only)")
+        row.caption(f"{tables.origin(run)} run (read-only)")
     elif not mine:
         row.caption("Launched from another browser: you can watch it, not stop, resume or delete it.")
 
@@ -451,7 +450,7 @@ def _check_control(run: Run) -> None:
 
 def resume_problem(run: Run) -> str | None:
     """Why `run` cannot be resumed (no checkpoint yet, or one that fails its checks), or None."""
-    return appdata.checkpoint_problem(run)
+    return cache.checkpoint_problem(run)
 
 
 def delete_confirmation(run: Run, row) -> None:
@@ -488,11 +487,16 @@ def queue_table() -> None:
     st.dataframe(rows, hide_index=True)
 
 
-_init_state()
-st.title("Train")
-ui.space_notice()
-form_col, view_col = st.columns([2, 3], gap="large")
-with form_col:
-    launch_form()
-with view_col:
-    job_panel()
+def page() -> None:
+    _init_state()
+    st.title("Train")
+    ui.space_notice()
+    form_col, view_col = st.columns([2, 3], gap="large")
+    with form_col:
+        launch_form()
+    with view_col:
+        job_panel()
+
+
+if __name__ == "__main__":
+    navigation.run_app()

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import torch
 
-from tinyvit.config import TrainConfig, defaults_for
-from tinyvit.training import execute, prepare_new
+from tinyvit.training.config import TrainConfig, defaults_for
+from tinyvit.training.runner import execute, prepare_new
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -17,9 +17,10 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from tinyvit import hub, jobs
+from tinyvit import hub
+from tinyvit.app import jobs
 from tinyvit.checkpoint import CHECKPOINT
-from tinyvit.config import PRESETS, TrainConfig, defaults_for
+from tinyvit.training.config import PRESETS, TrainConfig, defaults_for
 from tinyvit.runs import READONLY_MARK, Run, RunError, list_runs, pid_alive
 
 REPO = Path(__file__).resolve().parent.parent
@@ -652,7 +653,7 @@ def test_the_study_is_named_once_on_home_and_no_flags_show(runs_root, path):
 
 
 def test_moving_the_opacity_redraws_the_overlay_without_recomputing_maps(runs_root, monkeypatch):
-    from tinyvit import analysis
+    from tinyvit.app import analysis
     calls = []
     real = analysis.explain_all
     monkeypatch.setattr(analysis, "explain_all", lambda *a, **k: calls.append(a[2:]) or real(*a, **k))
@@ -676,9 +677,9 @@ def test_moving_the_opacity_redraws_the_overlay_without_recomputing_maps(runs_ro
 
 
 def test_the_per_epoch_csv_is_in_percent(runs_root):
-    from tinyvit import report
+    from tinyvit.app import tables
     rows = Run(runs_root / "tiny-cnn").metrics()
-    frame = report.epochs_frame(rows)
+    frame = tables.epochs_frame(rows)
     assert list(frame["val_accuracy %"]) == pytest.approx([100 * r["val_accuracy"] for r in rows])
     assert list(frame["val_mcc %"]) == pytest.approx([100 * r["val_mcc"] for r in rows])
     assert list(frame["train_loss"]) == pytest.approx([r["train_loss"] for r in rows])  # not a score

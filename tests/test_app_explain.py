@@ -14,7 +14,8 @@ import pytest
 from PIL import Image
 from test_app import app_env, assert_clean, page, runs_root, texts  # noqa: F401  (fixtures)
 
-from tinyvit import analysis, faithfulness as fa, faithjob
+from tinyvit.app import analysis, faithjob
+from tinyvit import faithfulness as fa
 from tinyvit.explain import uint8_to_pil
 from tinyvit.inference import load_run
 from tinyvit.runs import DEMO_ROOT, READONLY_MARK, Run, RunError

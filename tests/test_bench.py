@@ -1,4 +1,4 @@
-"""`python -m tinyvit.bench --quick`: every section prints its rows with sane figures (no timing asserted)."""
+"""`python -m tinyvit.tools.bench --quick`: every section prints its rows with sane figures (no timing asserted)."""
 from __future__ import annotations
 
 import json
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch.nn as nn
 
-from tinyvit import bench
+from tinyvit.tools import bench
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -20,7 +20,7 @@ def quick_bench(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench") / "bench.json"
     # One thread: the figures do not matter here, and on a shared CI machine two intra-op
     # threads can take minutes where one takes seconds.
-    proc = subprocess.run([sys.executable, "-m", "tinyvit.bench", "--quick", "--threads", "1",
+    proc = subprocess.run([sys.executable, "-m", "tinyvit.tools.bench", "--quick", "--threads", "1",
                            "--json", str(out)],
                           cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr

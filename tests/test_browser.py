@@ -14,12 +14,13 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from tinyvit import jobs
+from tinyvit.app import jobs
 from tinyvit.runs import list_runs, pid_alive
 
 pytestmark = pytest.mark.browser
@@ -59,6 +60,26 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
     raise AssertionError(f"{url}/_stcore/health did not answer within {timeout} s")
 
 
+@contextmanager
+def app_server(env: dict, log_path: Path):
+    """`streamlit run app.py` on a free port with `env`; yields its URL once healthy."""
+    port = free_port()
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                                 "--server.port", str(port), "--server.address", "127.0.0.1"],
+                                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_healthy(url, proc)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
 DEMO_VIT, DEMO_CNN = "demo-digits-tinyvit", "demo-digits-cnn"
 DEMO_SHAPES_VIT = "demo-shapes-tinyvit"
 
@@ -88,25 +109,13 @@ def server(tmp_path_factory, tiny_runs):
     root = tmp / "runs"
     root.mkdir()
     shutil.copytree(tiny_runs["cnn"], root / tiny_runs["cnn"].name)
-    port = free_port()
     env = {**os.environ, "TINYVIT_RUNS": str(root), "TINYVIT_DEMO_RUNS": str(demo_root(tmp)),
            "TINYVIT_HUB_RUNS": str(tmp / "hub"), "HF_HUB_OFFLINE": "1"}
     env.pop("TINYVIT_MAX_JOBS", None)
-    log = open(tmp / "streamlit.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                             "--server.port", str(port), "--server.address", "127.0.0.1"],
-                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
     try:
-        wait_healthy(url, proc)
-        yield url, root, env["TINYVIT_DEMO_RUNS"] == str(REPO / "demo_runs")
+        with app_server(env, tmp / "streamlit.log") as url:
+            yield url, root, env["TINYVIT_DEMO_RUNS"] == str(REPO / "demo_runs")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
         for run in list_runs(root):
             if run.status()["state"] in ("queued", "running"):
                 jobs.stop(run, grace=2)
@@ -299,7 +308,7 @@ def test_delete_closes_its_confirmation_and_spares_the_next_run(server, browser)
     for name in ("del-a", "del-b"):
         shutil.copytree(root / "tiny-cnn", root / name)
     page = browser.new_page(viewport={"width": WIDTH, "height": 900})
-    page.goto(url)  # a fresh server routes a deep link only once app.py has run
+    page.goto(url)
     settle(page, timeout=120_000)
     page.get_by_text("Runs on disk").wait_for(timeout=120_000)  # torch imported: one session at a time
     page.goto(f"{url}/train")
@@ -320,6 +329,38 @@ def test_delete_closes_its_confirmation_and_spares_the_next_run(server, browser)
     page.close()
 
 
+def in_app_frame(page, title: str) -> None:
+    """The page `title` is shown inside app.py's frame: its heading, the app's navigation
+    listing every page, and the job list app.py draws in the sidebar."""
+    page.get_by_role("heading", name=title, exact=True).wait_for(timeout=120_000)
+    settle(page, timeout=120_000)
+    no_exception(page)
+    nav = page.locator('[data-testid="stSidebarNav"]')
+    for label in ("Home", "Train", "Predict", "Metrics", "Compare", "Sweep", "Anatomy"):
+        assert nav.get_by_text(label, exact=True).count() == 1, label
+    page.locator('[data-testid="stSidebar"]').get_by_text("Jobs", exact=True).wait_for()
+
+
+def test_deep_links_opened_first_land_on_their_page_inside_the_app(tmp_path, browser, tiny_runs):
+    """A new server whose first request is /predict, in a new tab: Streamlit would run
+    pages/predict.py alone (its legacy pages-folder mode); it lands inside app.py's frame
+    instead. Then /train and /metrics in further new tabs, and the URL stays the deep link."""
+    root = tmp_path / "runs"
+    shutil.copytree(tiny_runs["cnn"], root / tiny_runs["cnn"].name)
+    (tmp_path / "demo").mkdir()
+    env = {**os.environ, "TINYVIT_RUNS": str(root), "TINYVIT_DEMO_RUNS": str(tmp_path / "demo"),
+           "TINYVIT_HUB_RUNS": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    with app_server(env, tmp_path / "streamlit.log") as url:
+        context = browser.new_context(viewport={"width": WIDTH, "height": 900})
+        for path, title in (("predict", "Predict"), ("train", "Train"), ("metrics", "Metrics")):
+            tab = context.new_page()
+            tab.goto(f"{url}/{path}")
+            in_app_frame(tab, title)
+            assert tab.url.rstrip("/").endswith(f"/{path}"), tab.url
+            tab.close()
+        context.close()
+
+
 @pytest.fixture(scope="module")
 def space_server(tmp_path_factory, tiny_runs):
     """The app as a Hugging Face Space runs it (SPACE_ID set); yields (url, runs folder)."""
@@ -327,33 +368,20 @@ def space_server(tmp_path_factory, tiny_runs):
     root = tmp / "runs"
     root.mkdir()
     (tmp / "demo").mkdir()
-    port = free_port()
     env = {**os.environ, "TINYVIT_RUNS": str(root), "TINYVIT_DEMO_RUNS": str(tmp / "demo"),
            "TINYVIT_HUB_RUNS": str(tmp / "hub"), "HF_HUB_OFFLINE": "1", "SPACE_ID": "alice/tinyvit-lab",
            "SPACE_AUTHOR_NAME": "alice"}
     for name in ("TINYVIT_MAX_JOBS", "TINYVIT_MAX_EPOCHS", "TINYVIT_THREADS", "TINYVIT_ADMIN_TOKEN", "HF_TOKEN"):
         env.pop(name, None)
-    with open(tmp / "streamlit.log", "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                                 "--server.port", str(port), "--server.address", "127.0.0.1"],
-                                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_healthy(url, proc)
-            yield url, root
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    with app_server(env, tmp / "streamlit.log") as url:
+        yield url, root
 
 
 def test_on_a_space_runs_belong_to_the_browser_that_launched_them(space_server, browser, tiny_runs, shots):
     """Issue 8.3 and 8.4 in a real browser: the disk notice and caps on Home and Train; the
     browser keeps its owner token (cookie) across a refresh and a second tab; another
     browser sees the run read-only."""
-    from tinyvit import owner
+    from tinyvit.app import owner
     url, root = space_server
     alice = browser.new_context(viewport={"width": WIDTH, "height": 900})
     page = alice.new_page()

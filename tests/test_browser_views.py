@@ -7,14 +7,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from test_browser import (CHROMIUM, CHROMIUM_ARGS, WIDTH, compare_only, free_port, no_exception,
-                          settle, wait_healthy)
+from test_browser import CHROMIUM, CHROMIUM_ARGS, WIDTH, app_server, compare_only, no_exception, settle
 from tinyvit.runs import Run
 
 pytestmark = pytest.mark.browser
@@ -41,24 +38,10 @@ def server(runs_root):
     """Streamlit on a runs folder with both tiny runs (they have timelines) and the shipped
     demo runs (the fully trained digits pair, without timelines)."""
     root, tmp = runs_root, runs_root.parent
-    port = free_port()
     env = {**os.environ, "TINYVIT_RUNS": str(root), "TINYVIT_DEMO_RUNS": str(REPO / "demo_runs"),
            "TINYVIT_HUB_RUNS": str(tmp / "hub"), "HF_HUB_OFFLINE": "1"}
-    log = open(tmp / "streamlit.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                             "--server.port", str(port), "--server.address", "127.0.0.1"],
-                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, proc)
+    with app_server(env, tmp / "streamlit.log") as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 @pytest.fixture(scope="module")

@@ -14,13 +14,13 @@ import pytest
 import torch
 
 import train
-from tinyvit import engine
-from tinyvit.config import TrainConfig, defaults_for
-from tinyvit.engine import set_threads
+from tinyvit.training import loop
+from tinyvit.training.config import TrainConfig, defaults_for
+from tinyvit.training.loop import set_threads
 from tinyvit.inference import load_run
 from tinyvit.models import resolve_hparams
 from tinyvit.runs import open_run
-from tinyvit.training import execute, prepare_new
+from tinyvit.training.runner import execute, prepare_new
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -51,7 +51,7 @@ def test_the_readme_env_table_lists_variables_the_code_reads():
     table = readme_env_table()
     assert {"TINYVIT_RUNS", "TINYVIT_DEMO_RUNS", "TINYVIT_MAX_JOBS", "HF_TOKEN", "HF_HUB_OFFLINE"} <= set(table)
     code = code_text()
-    from tinyvit.space import ENV_OVERRIDES   # the Space's caps, read through this table
+    from tinyvit.app.space import ENV_OVERRIDES   # the Space's caps, read through this table
     for name in table:
         # Read by name, or through a constant that holds the name (ADMIN_ENV = "TINYVIT_ADMIN_TOKEN").
         via = "|".join(re.findall(rf"""(\w+)\s*=\s*["']{name}["']""", code)) or "(?!)"
@@ -67,7 +67,8 @@ def test_every_tinyvit_variable_the_code_reads_is_in_the_readme():
 
 
 def test_the_env_table_defaults_are_the_code_defaults(monkeypatch, tmp_path):
-    from tinyvit import jobs, runs
+    from tinyvit.app import jobs
+    from tinyvit import runs
     table = readme_env_table()
     for name in ("TINYVIT_RUNS", "TINYVIT_DEMO_RUNS", "TINYVIT_MAX_JOBS"):
         monkeypatch.delenv(name, raising=False)
@@ -99,7 +100,7 @@ def scenario(tmp_path, monkeypatch, meaning: str) -> tuple[int, str | None]:
     elif meaning == "failed":  # the machine fails mid-run (not the user's input)
         def broken(self, epoch):
             raise RuntimeError("CUDA error: an illegal memory access was encountered")
-        monkeypatch.setattr(engine.Trainer, "train_epoch", broken)
+        monkeypatch.setattr(loop.Trainer, "train_epoch", broken)
     elif meaning == "bad input":
         args += ["--epochs", "0"]
     elif meaning == "diverged":

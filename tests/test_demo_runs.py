@@ -1,5 +1,5 @@
 """The demo runs committed in demo_runs/: complete, predicting, read-only and small; and the
-tool that makes them (tinyvit.demo)."""
+tool that makes them (tinyvit.tools.demo)."""
 from __future__ import annotations
 
 import csv
@@ -10,7 +10,8 @@ import sys
 import pytest
 import torch
 
-from tinyvit import demo, faithfulness
+from tinyvit.tools import demo
+from tinyvit import faithfulness
 from tinyvit.checkpoint import CHECKPOINT, WEIGHTS
 from tinyvit.inference import load_run
 from tinyvit.metrics import METRIC_NAMES

@@ -1,5 +1,5 @@
 """`make demo-runs` retrains exactly the demo runs that ship: the settings each shipped run's
-config.json records are the ones tinyvit.demo passes to train.py."""
+config.json records are the ones tinyvit.tools.demo passes to train.py."""
 from __future__ import annotations
 
 import dataclasses
@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 import train
-from tinyvit import demo
-from tinyvit.config import TrainConfig
+from tinyvit.tools import demo
+from tinyvit.training.config import TrainConfig
 from tinyvit.data import dataset_info
 from tinyvit.models import resolve_hparams
 from tinyvit.runs import DEMO_ROOT
@@ -20,15 +20,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def make_demo_runs_args() -> list[str]:
-    """The arguments the Makefile's demo-runs target gives `python -m tinyvit.demo`."""
+    """The arguments the Makefile's demo-runs target gives `python -m tinyvit.tools.demo`."""
     lines = (ROOT / "Makefile").read_text(encoding="utf-8").splitlines()
     recipe = lines[lines.index(next(l for l in lines if l.startswith("demo-runs:"))) + 1]
     words = shlex.split(recipe)
-    return words[words.index("tinyvit.demo") + 1:]
+    return words[words.index("tinyvit.tools.demo") + 1:]
 
 
 def what_make_demo_runs_trains(d: demo.Demo) -> dict:
-    """The settings train.py resolves from the command tinyvit.demo runs for `d`."""
+    """The settings train.py resolves from the command tinyvit.tools.demo runs for `d`."""
     args = demo.arg_parser().parse_args(make_demo_runs_args())
     cmd = demo.train_command(d, Path("staging"), args.threads)
     assert Path(cmd[1]).name == "train.py"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tinyvit import distributed as dist
+from tinyvit.training import distributed as dist
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = ["--dataset", "digits", "--subset", "20", "--epochs", "2", "--threads", "1", "--quiet",
@@ -73,7 +73,7 @@ def test_one_process_is_not_distributed():
 
 
 def test_under_torchrun_each_process_takes_its_share_of_the_cores(monkeypatch):
-    from tinyvit.engine import set_threads
+    from tinyvit.training.loop import set_threads
     before = torch.get_num_threads()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     try:

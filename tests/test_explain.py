@@ -11,7 +11,7 @@ from PIL import Image
 from tinyvit.explain import (CAM_METHODS, CAM_TARGETS, METHODS, MethodError, attention_rollout, cam_map, cam_maps,
                              cls_attention, explain_batch,
                              gradient_weighted_attention, methods_for)
-from tinyvit.heatmap import colour_bar, lut, overlay
+from tinyvit.app.heatmap import colour_bar, lut, overlay
 from tinyvit.models import build_model
 
 
@@ -152,7 +152,7 @@ def test_colour_bar_runs_from_the_lowest_to_the_highest_colour():
 
 
 def test_the_explanation_core_imports_neither_plotly_nor_streamlit():
-    code = ("import sys, tinyvit.explain, tinyvit.heatmap, tinyvit.faithfulness, tinyvit.analysis; "
+    code = ("import sys, tinyvit.explain, tinyvit.app.heatmap, tinyvit.faithfulness, tinyvit.app.analysis; "
             "print(sorted(m for m in ('plotly', 'streamlit') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -27,7 +27,7 @@ from safetensors.torch import save_file
 import train
 from tinyvit import hub
 from tinyvit.checkpoint import WEIGHTS, save_weights
-from tinyvit.config import TrainConfig
+from tinyvit.training.config import TrainConfig
 from tinyvit.data import load_dataset
 from tinyvit.hub import HubError, load_run_from_hub, push_run
 from tinyvit.inference import load_run
@@ -35,7 +35,7 @@ from tinyvit.metrics import METRIC_NAMES, full_report
 from tinyvit.models import build_model, count_parameters
 from tinyvit.runs import DEMO_ROOT, RunError, create_run, delete_run, open_run
 from tinyvit.samples import save_samples
-from tinyvit.training import build_for, run_config
+from tinyvit.training.runner import build_for, run_config
 
 HUB_URL = "https://huggingface.co"
 

@@ -5,6 +5,7 @@ from tinyvit.models import MODELS, ModelError, build_model, count_parameters, de
 from slides_state import to_tinyvit_state
 from tinyvit.models.slides import SlidesTinyViT
 from tinyvit.models.vit import TinyViT
+from tinyvit.explain import attention_weights
 
 
 def test_slides_table_has_the_slides_parameter_count():
@@ -17,8 +18,9 @@ def test_fused_and_explicit_attention_give_the_same_logits(norm):
     torch.manual_seed(0)
     model = TinyViT(norm=norm).eval()
     x = torch.randn(5, 3, 32, 32)
-    logits, attentions = model.forward_with_attention(x)
+    logits, attentions = attention_weights(model, x)
     assert torch.allclose(model(x), logits, atol=1e-5)
+    assert all(block.attn.fused_attn for block in model.blocks)  # given back after the catch
     assert len(attentions) == 6
     for a in attentions:
         assert a.shape == (5, 8, 65, 65)

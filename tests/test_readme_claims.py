@@ -76,7 +76,8 @@ def test_a_half_written_last_metrics_line_is_skipped(tmp_path):
 
 def test_a_failed_run_shows_the_end_of_its_train_log(tiny_runs, tmp_path, monkeypatch):
     from streamlit.testing.v1 import AppTest
-    from tinyvit import hub, jobs
+    from tinyvit import hub
+    from tinyvit.app import jobs
     from tinyvit.runs import Run
     monkeypatch.setenv("TINYVIT_RUNS", str(tmp_path))
     monkeypatch.setenv("TINYVIT_DEMO_RUNS", "")
@@ -101,8 +102,8 @@ def test_a_failed_run_shows_the_end_of_its_train_log(tiny_runs, tmp_path, monkey
 # -- TINYVIT_MAX_JOBS above 1 ---------------------------------------------------------------
 
 def test_max_jobs_above_one_lets_that_many_train_and_queues_the_next(tmp_path, monkeypatch):
-    from tinyvit import jobs
-    from tinyvit.training import wait_for_slot
+    from tinyvit.app import jobs
+    from tinyvit.training.runner import wait_for_slot
     monkeypatch.setenv("TINYVIT_MAX_JOBS", "2")
     assert jobs.max_jobs() == 2
     spawned = []
@@ -116,7 +117,7 @@ def test_max_jobs_above_one_lets_that_many_train_and_queues_the_next(tmp_path, m
             return 0
 
     monkeypatch.setattr(jobs.subprocess, "Popen", Popen)
-    from tinyvit.config import TrainConfig
+    from tinyvit.training.config import TrainConfig
     run = jobs.launch(TrainConfig(dataset="digits", model="cnn", epochs=1, subset=2), root=tmp_path)
     assert spawned[0][spawned[0].index("--max-jobs") + 1] == "2"  # the app passes the setting on
 
@@ -170,7 +171,7 @@ def test_predict_shows_the_first_eight_images_and_says_so(tiny_runs, tmp_path, m
 
 
 def test_cross_references_agree():
-    from tinyvit import demo
+    from tinyvit.tools import demo
     from tinyvit.models import MODELS
     # Files that code, requirements and the Makefile point to exist.
     for path in [*ROOT.glob("*.py"), *ROOT.glob("*.txt"), ROOT / "Makefile", *(ROOT / "tinyvit").rglob("*.py"),

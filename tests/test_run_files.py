@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from tinyvit import jobs, report
+from tinyvit.app import jobs, tables
 from tinyvit.runs import RunError, create_run, delete_run, list_runs
 
 GOOD_CONFIG = {"dataset": "digits", "model": "cnn", "epochs": 2, "class_names": ["a", "b"], "num_classes": 2,
@@ -84,11 +84,11 @@ def test_a_damaged_run_is_listed_with_what_is_wrong_and_the_others_are_unaffecte
     assert any(problem in p for p in runs["bad"].problems()), runs["bad"].problems()
     assert good.problems() == []
     # Every table the app builds from a run still builds, for the good and the damaged one.
-    summaries = {r.name: report.run_summary(r) for r in runs.values()}
+    summaries = {r.name: tables.run_summary(r) for r in runs.values()}
     assert summaries["good"]["state"] == "finished"
     assert problem.split(" ")[0] in summaries["bad"]["problems"]
-    report.compare_frame(list(runs.values()))
-    report.slides_table(runs["bad"])
+    tables.compare_frame(list(runs.values()))
+    tables.slides_table(runs["bad"])
     st = runs["bad"].status()
     assert st["state"] in ("finished", "failed")  # never "queued" forever with a Stop offered
     if "status.json" in problem:

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from runhelpers import raw_status, stopped_run, train_cmd
-from tinyvit import jobs
+from tinyvit.app import jobs
 from tinyvit.checkpoint import CHECKPOINT
 from tinyvit.runs import RunError, create_run
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from huggingface_hub import metadata_load
 
-from tinyvit import space
+from tinyvit.app import space
 
 REPO = Path(__file__).resolve().parent.parent
 

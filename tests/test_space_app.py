@@ -1,5 +1,5 @@
 """The app on a Hugging Face Space (SPACE_ID set), through AppTest: the training caps in the
-form and in tinyvit.jobs, the disk notice on Home and Train, and runs that only the browser
+form and in tinyvit.app.jobs, the disk notice on Home and Train, and runs that only the browser
 that launched them (or the Space's owner) may stop, resume or delete."""
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from test_app import REPO, app_env, assert_clean, button, page, set_tiny_form, stop_all, texts, wait_until  # noqa: F401
-from tinyvit import jobs, owner, space
-from tinyvit.config import ConfigError, TrainConfig
+from tinyvit.app import jobs, owner, space
+from tinyvit.training.config import ConfigError, TrainConfig
 from tinyvit.runs import Run, list_runs
 
 ADMIN = "the-owners-admin-token-0123"

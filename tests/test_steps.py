@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from test_app import app_env, page  # noqa: F401
-from tinyvit import charts
+from tinyvit.app import charts
 from tinyvit.runs import Run
-from tinyvit.steps import STEPS, StepLog, read_steps, truncate
+from tinyvit.training.steps import STEPS, StepLog, read_steps, truncate
 
 
 @pytest.fixture

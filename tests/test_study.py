@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 import train
-from tinyvit import study
-from tinyvit.config import validate
+from tinyvit.tools import study
+from tinyvit.training.config import validate
 from tinyvit.models import build_model
 
 REPO = Path(__file__).resolve().parent.parent
@@ -56,7 +56,7 @@ def test_a_study_trains_its_rows_skips_finished_ones_and_tables_them(tmp_path, m
                        "--runs-root", str(tmp_path)]) == 0
     text = study.table(tmp_path)
     assert "| digits-tinyvit-slides | tinyvit | 1,295 | 1 |" in text and "| digits-cnn-plus | cnn |" in text
-    out = subprocess.run([sys.executable, "-m", "tinyvit.study", "table", "--runs-root", str(tmp_path)],
+    out = subprocess.run([sys.executable, "-m", "tinyvit.tools.study", "table", "--runs-root", str(tmp_path)],
                          cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == text
     calls = []

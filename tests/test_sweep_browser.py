@@ -4,15 +4,13 @@ the best trial in Metrics. Photographed into docs/screenshots/ with TINYVIT_SCRE
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from test_browser import (WIDTH, browser, free_port, no_exception,  # noqa: F401
-                          screenshot, set_number, settle, shots, wait_healthy)
+from test_browser import (WIDTH, app_server, browser, no_exception,  # noqa: F401
+                          screenshot, set_number, settle, shots)
 from tinyvit.runs import list_runs, pid_alive
 from tinyvit.sweep.processes import live_workers
 
@@ -25,25 +23,13 @@ def server(tmp_path):
     root = tmp_path / "runs"
     root.mkdir()
     (tmp_path / "demo").mkdir()
-    port = free_port()
     env = {**os.environ, "TINYVIT_RUNS": str(root), "TINYVIT_DEMO_RUNS": str(tmp_path / "demo"),
            "TINYVIT_HUB_RUNS": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1", "TINYVIT_MAX_JOBS": "1"}
     env.pop("TINYVIT_SWEEP_STORAGE", None)
-    log = open(tmp_path / "streamlit.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                             "--server.port", str(port), "--server.address", "127.0.0.1"],
-                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
     try:
-        wait_healthy(url, proc)
-        yield url, root
+        with app_server(env, tmp_path / "streamlit.log") as url:
+            yield url, root
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
         end = time.monotonic() + 60
         while any(pid_alive(r.status().get("pid")) for r in list_runs(root)) and time.monotonic() < end:
             time.sleep(0.3)

@@ -9,8 +9,9 @@ import pytest
 
 import train
 from runhelpers import raw_status, stopped_run, train_cmd
-from tinyvit import jobs, runs
-from tinyvit.training import prepare_existing
+from tinyvit.app import jobs
+from tinyvit import runs
+from tinyvit.training.runner import prepare_existing
 from tinyvit.runs import RunError, open_run
 
 
@@ -103,7 +104,7 @@ def test_the_app_gets_the_same_runs_root_line(tmp_path):
     with pytest.raises(RunError, match="is not writable"):
         runs.check_runs_root("/proc/self/newruns")
     assert runs.check_runs_root(tmp_path / "fresh") == tmp_path / "fresh"
-    from tinyvit.config import TrainConfig, defaults_for
+    from tinyvit.training.config import TrainConfig, defaults_for
     cfg = TrainConfig(**{**defaults_for("digits"), "model": "cnn", "epochs": 1})
     with pytest.raises(RunError, match="is a file, not a folder"):
         jobs.launch(cfg, root=tmp_path / "file")

@@ -8,7 +8,7 @@ import torch.nn as nn
 
 from tinyvit.models import build_model
 from tinyvit.models.vit import TinyViT
-from tinyvit.train_step import TrainStep, plan, splittable
+from tinyvit.training.step import TrainStep, plan, splittable
 
 CPU = torch.device("cpu")
 

@@ -12,10 +12,10 @@ import torch
 
 import train
 from tinyvit.checkpoint import CHECKPOINT, WEIGHTS
-from tinyvit.config import TrainConfig, defaults_for
+from tinyvit.training.config import TrainConfig, defaults_for
 from tinyvit.inference import load_run
 from tinyvit.runs import open_run
-from tinyvit.training import execute, prepare_existing, prepare_new
+from tinyvit.training.runner import execute, prepare_existing, prepare_new
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMING = ("epoch_seconds", "images_per_second")
@@ -61,7 +61,7 @@ def test_digits_defaults_pass_97_percent_test_accuracy(model):
     """The README's promise: with the digits defaults (batch 32, lr 1e-3, cosine over 40 epochs)
     both models pass 97% test accuracy within their 40 epochs. Test accuracy is taken after
     every epoch, as the benchmark's time-to-97% row does; no time limit here."""
-    from tinyvit import bench
+    from tinyvit.tools import bench
     cfg = TrainConfig(**{**defaults_for("digits"), "model": model})
     row = bench.time_to_accuracy(cfg, 0.97, float("inf"), None, "accuracy", model)
     assert row.extra["reached"], row.note

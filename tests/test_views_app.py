@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tinyvit import drilldown, hub, run_choice, timeline
+from tinyvit.app import drilldown, run_choice
+from tinyvit import hub, timeline
 from tinyvit.runs import Run
 
 REPO = Path(__file__).resolve().parent.parent
@@ -241,7 +242,7 @@ def test_anatomy_without_weights(root):
 
 # -- readable confusion matrices ------------------------------------------------------------------
 def test_confusion_cells_lose_their_text_when_small():
-    from tinyvit import charts
+    from tinyvit.app import charts
     ten = [[1] * 10] * 10
     assert charts.confusion_heatmap(ten, []).data[0].texttemplate == "%{text}"
     assert charts.confusion_heatmap(ten, [], height=380).data[0].texttemplate is None  # Compare's size
@@ -274,7 +275,7 @@ def test_predict_takes_a_webcam_photo(root):
 
 
 def test_predict_new_colours_redraw_without_recomputing_the_map(root, monkeypatch):
-    from tinyvit import analysis
+    from tinyvit.app import analysis
     calls = []
     original = analysis.explain_all
     monkeypatch.setattr(analysis, "explain_all", lambda *a, **k: calls.append(1) or original(*a, **k))

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from tinyvit import anatomy, drilldown, timeline
+from tinyvit import anatomy, timeline
+from tinyvit.app import drilldown
 from tinyvit.models import build_model
 from tinyvit.runs import Run
-from tinyvit.test_images import from_dataset, from_samples
+from tinyvit.app.test_images import from_dataset, from_samples
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -133,8 +134,8 @@ def test_three_epoch_digits_run_writes_its_timeline(tmp_path):
 
 
 def test_resume_keeps_the_recorded_epochs_before_the_checkpoint(tiny_runs, tmp_path):
-    from tinyvit.config import TrainConfig
-    from tinyvit.training import load_data
+    from tinyvit.training.config import TrainConfig
+    from tinyvit.training.runner import load_data
     run = Run(shutil.copytree(tiny_runs["cnn"], tmp_path / "cnn"))
     assert timeline.load(run.file(timeline.FILE), run.config()).epochs.tolist() == [1, 2]
     data = load_data(TrainConfig.from_dict(run.config()), log=lambda m: None)

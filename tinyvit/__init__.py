@@ -3,7 +3,7 @@
 The pieces the CLI and the app share:
     build_model / MODELS   the model registry            (tinyvit.models)
     load_dataset / DATASETS  datasets as uint8 tensors   (tinyvit.data)
-    train.py               the trainer                   (tinyvit.training, tinyvit.engine)
+    train.py               the trainer                   (tinyvit.training.runner, tinyvit.training.loop)
     list_runs / load_run   the run store and inference   (tinyvit.runs, tinyvit.inference)
     saliency maps and how faithful they are             (tinyvit.explain, tinyvit.faithfulness)
 """

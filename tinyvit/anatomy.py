@@ -10,6 +10,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .explain import attention_weights
+
 
 class AnatomyError(ValueError):
     """The model has not got what a picture needs (e.g. a CNN has no position embeddings)."""
@@ -64,7 +66,7 @@ def mean_attention_distance(model: nn.Module, x: torch.Tensor, batch: int = 128)
     d = patch_distances(model.grid, model.patch_embed.patch_size)
     total, count = None, 0
     for i in range(0, len(x), batch):
-        _, attentions = model.forward_with_attention(x[i:i + batch])
+        _, attentions = attention_weights(model, x[i:i + batch])
         a = torch.stack([t.float()[:, :, 1:, 1:] for t in attentions])   # (L, B, H, N, N)
         a = a / a.sum(-1, keepdim=True).clamp_min(1e-12)
         per = (a * d).sum(-1).mean(-1).sum(1)                            # (L, H), summed over images

@@ -134,15 +134,37 @@ def _pick(logits: torch.Tensor, target) -> torch.Tensor:
     return torch.full((len(logits),), int(target), device=logits.device)
 
 
+def attention_weights(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """(logits, one (B, heads, tokens, tokens) attention map per layer) from the model's own
+    forward, as vit-explain catches them: each block's explicit softmax is made to run
+    (`fused_attn` off) and a forward hook on its `attn_drop` keeps what goes in, inside the
+    autograd graph where gradients are wanted. The model must be in eval mode: in training
+    the last block may compute the CLS row alone (TinyViT.fast_training)."""
+    attns = [block.attn for block in getattr(model, "blocks", ())]
+    if not attns:
+        raise MethodError("attention maps need a transformer; this model has no attention layers")
+    caught: list[torch.Tensor] = []
+    fused = [a.fused_attn for a in attns]
+    hooks = [a.attn_drop.register_forward_hook(lambda module, inputs, output: caught.append(inputs[0]))
+             for a in attns]
+    try:
+        for a in attns:
+            a.fused_attn = False
+        logits = model(x)
+    finally:
+        for a, was in zip(attns, fused):
+            a.fused_attn = was
+        for hook in hooks:
+            hook.remove()
+    return logits, caught
+
+
 def attention_maps(model: nn.Module, x: torch.Tensor, target=None,
                    layer: int = -1, head: int | None = None, gradients: bool = True) -> tuple[torch.Tensor, dict]:
     """(probabilities (B, K), {method: (B, grid, grid) map}) from one forward (and one backward
-    for the gradient-weighted map) through the model's `forward_with_attention`, which hands
-    back each layer's attention weights inside the autograd graph."""
-    if not hasattr(model, "forward_with_attention"):
-        raise MethodError("attention maps need a transformer; this model has no attention layers")
+    for the gradient-weighted map), the attention weights caught by `attention_weights`."""
     with torch.enable_grad():
-        logits, attentions = model.forward_with_attention(x.detach())
+        logits, attentions = attention_weights(model, x.detach())
         maps = {"rollout": attention_rollout([a.detach() for a in attentions], model.grid),
                 "cls": cls_attention([a.detach() for a in attentions], model.grid, layer, head)}
         if gradients:

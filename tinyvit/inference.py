@@ -2,17 +2,18 @@
 from __future__ import annotations
 
 import io
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn as nn
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 from torchvision.transforms.v2 import functional as TF
 
 from .checkpoint import WEIGHTS, CheckpointError, load_weights
+from .data import normalize
 from .data.bitdepth import to_8bit
+from .data.decode import flatten_alpha, open_upright
 from .models import ModelError, build_model, model_kind
 from .runs import RunError, open_run
 
@@ -30,13 +31,8 @@ def open_image(data: bytes, name: str = "image") -> Image.Image:
     if len(data) > MAX_UPLOAD_BYTES:
         raise ImageError(f"{name} is larger than {MAX_UPLOAD_BYTES // 2 ** 20} MB")
     try:
-        with warnings.catch_warnings():
-            # PIL only warns between its pixel limit and twice it; treat that as the bomb it is.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-            img.load()
-            # 16-bit grayscale to 8 bits here, so previews and overlays are right too.
-            img = to_8bit(ImageOps.exif_transpose(img))
+        # 16-bit grayscale to 8 bits here, so previews and overlays are right too.
+        img = open_upright(io.BytesIO(data))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(f"{name} has too many pixels (over {Image.MAX_IMAGE_PIXELS:,}): "
                          "refused as a possible decompression bomb") from None
@@ -50,12 +46,7 @@ def open_image(data: bytes, name: str = "image") -> Image.Image:
 def to_mode(img: Image.Image, in_chans: int) -> Image.Image:
     """RGB or grayscale; 16-bit grayscale scaled to 8 bits, transparency flattened onto
     white, as a viewer shows it."""
-    img = to_8bit(img)
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(background, rgba)
-    return img.convert("L" if in_chans == 1 else "RGB")
+    return flatten_alpha(to_8bit(img)).convert("L" if in_chans == 1 else "RGB")
 
 
 @dataclass
@@ -78,9 +69,8 @@ class Preprocess:
         return x
 
     def normalize(self, x_uint8: torch.Tensor) -> torch.Tensor:
-        mean = torch.tensor(self.mean).view(-1, 1, 1)
-        std = torch.tensor(self.std).view(-1, 1, 1)
-        x = (x_uint8.float() / 255 - mean) / std
+        """A (B, C, H, W) float batch; one (C, H, W) image becomes a batch of one."""
+        x = normalize(x_uint8, self.mean, self.std)
         return x.unsqueeze(0) if x.dim() == 3 else x
 
     def __call__(self, img: Image.Image) -> torch.Tensor:

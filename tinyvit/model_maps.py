@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .explain import CAM_TARGETS, attention_rollout, cam_map
+from .explain import CAM_TARGETS, attention_rollout, attention_weights, cam_map
 
 METHOD_TITLES = {"vit": "Attention rollout", "cnn": "Grad-CAM"}
 
@@ -23,7 +23,7 @@ def own_maps(model: nn.Module, kind: str, x: torch.Tensor) -> tuple[torch.Tensor
     model's token or feature grid. The model must be in eval mode."""
     if kind == "vit":
         with torch.inference_mode():
-            logits, attentions = model.forward_with_attention(x)
+            logits, attentions = attention_weights(model, x)
         return logits.float().softmax(-1), attention_rollout(attentions, model.grid)
     # One plain forward gives the probabilities and the feature grid; Grad-CAM then explains the
     # predicted class with its own forward and backward (the timeline pays this every epoch).

@@ -14,12 +14,17 @@ MISTAKES = 32
 MAX_BYTES = 3 * 2 ** 20
 
 
+def confident_mistakes(labels: torch.Tensor, preds: torch.Tensor, confs: torch.Tensor) -> torch.Tensor:
+    """Indices of the wrong predictions, the most confident first."""
+    wrong = (preds != labels).nonzero().flatten()
+    return wrong[confs[wrong].argsort(descending=True)]
+
+
 def choose(labels: torch.Tensor, preds: torch.Tensor, confs: torch.Tensor, image_bytes: int,
            num_classes: int) -> torch.Tensor:
     """Indices: the most confident mistakes first, then the first few of every class."""
     budget = max(num_classes, MAX_BYTES // max(1, image_bytes))
-    wrong = (preds != labels).nonzero().flatten()
-    wrong = wrong[confs[wrong].argsort(descending=True)][:MISTAKES]
+    wrong = confident_mistakes(labels, preds, confs)[:MISTAKES]
     per_class = min(PER_CLASS, max(1, (budget - len(wrong)) // num_classes))
     picked = [wrong]
     for k in range(num_classes):

@@ -9,18 +9,17 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.transforms.v2 import functional as TF
 
-from .bitdepth import to_8bit
+from .decode import flatten_alpha, open_upright
 from .errors import DatasetError
 from .safe_zip import extract_zip
 from .splits import Loaded, stratified_holdout
@@ -192,16 +191,7 @@ def decode_image(file: Path, size: int, shown: str) -> torch.Tensor:
     """uint8 (3, size, size): upright (EXIF), transparency flattened onto white, squashed to a
     square like the app does with an uploaded image (tinyvit.inference), so both agree."""
     try:
-        with warnings.catch_warnings():
-            # PIL only warns between its pixel limit and twice it; treat that as the bomb it is.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(file) as img:
-                img.load()
-                img = to_8bit(ImageOps.exif_transpose(img))
-                if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-                    rgba = img.convert("RGBA")
-                    img = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
-                img = img.convert("RGB")
+        img = flatten_alpha(open_upright(file)).convert("RGB")
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise DatasetError(f"image {shown} has too many pixels: refused as a possible decompression bomb") from None
     except UnidentifiedImageError:

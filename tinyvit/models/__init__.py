@@ -12,7 +12,7 @@ import torch.nn as nn
 
 from .cnn import ResNet18Small, SmallCNN
 from .conv_vit import TinyViTConv, default_conv_stages
-from .vit import TinyViT
+from .vit import SLIDES_ENCODER, TinyViT
 
 
 @dataclass(frozen=True)
@@ -25,19 +25,24 @@ class ModelSpec:
     hparams: dict[str, Any] = field(default_factory=dict)  # tunable, with defaults
 
 
+def _vit_hparams(tokenizer: dict, norm: str) -> dict:
+    """The slides' encoder with the tokenizer's setting second, in the order the Train form
+    lists them."""
+    encoder = dict(SLIDES_ENCODER)
+    return dict(embed_dim=encoder.pop("embed_dim"), **tokenizer, **encoder, norm=norm, drop_path=0.0)
+
+
 MODELS: dict[str, ModelSpec] = {
     "tinyvit": ModelSpec(
         "tinyvit", TinyViT, "vit", "TinyViT",
         "The study's small Vision Transformer (patch embedding, CLS token, 6 encoder layers).",
-        dict(embed_dim=128, patch_size=4, num_heads=8, num_layers=6, mlp_dim=512,
-             dropout=0.1, norm="post", drop_path=0.0),
+        _vit_hparams(dict(patch_size=4), norm="post"),
     ),
     "tinyvit-conv": ModelSpec(
         "tinyvit-conv", TinyViTConv, "vit", "TinyViT + conv tokenizer",
         "TinyViT whose tokens come from small 3×3 convolutions instead of flat patches (after CCT, "
         "Hassani et al. 2021): the same encoder, a locality prior that small datasets cannot teach.",
-        dict(embed_dim=128, conv_stages=2, num_heads=8, num_layers=6, mlp_dim=512,
-             dropout=0.1, norm="pre", drop_path=0.0),
+        _vit_hparams(dict(conv_stages=2), norm="pre"),
     ),
     "cnn": ModelSpec(
         "cnn", SmallCNN, "cnn", "Small CNN",

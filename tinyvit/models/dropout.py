@@ -19,7 +19,7 @@ What this file does instead, per call (figures for that 2.16M-element mask, same
 The output is `x * mask`; autograd keeps only the mask, so the gradient is `grad * mask`.
 The SFC64 seed is drawn from torch's global generator, so `torch.manual_seed` (the engine
 reseeds every epoch) makes the masks reproducible, exactly as with `F.dropout`. A thread
-that runs part of a batch (tinyvit.train_step) draws from its own generator instead
+that runs part of a batch (tinyvit.training.step) draws from its own generator instead
 (`use_generator`): threads reaching the global one in a varying order would not be.
 
 On other devices (CUDA has a fused dropout kernel), under torch.compile, for dtypes other than
@@ -100,12 +100,17 @@ def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
 
 
 class FastDropout(nn.Module):
+    """F.dropout, or `dropout` above once `fast` is on (TinyViT.fast_training, the training path)."""
+
     def __init__(self, p: float) -> None:
         super().__init__()
         self.p = p
+        self.fast = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return dropout(x, self.p, self.training)
+        if self.fast:
+            return dropout(x, self.p, self.training)
+        return F.dropout(x, self.p, self.training)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"

@@ -2,9 +2,13 @@
 
 The slides build the encoder from `nn.TransformerEncoder`. Its fast path hides the
 attention weights, so this file writes the block itself (timm-style): the same
-parameters, the same dropout sites, fused attention when the weights are not wanted,
-an explicit softmax when they are. With the slides' CIFAR-10 table it has exactly
-the slides' 1,205,898 trainable parameters.
+parameters, the same dropout sites, fused attention unless `fused_attn` is off, an
+explicit softmax then, whose weights pass through `attn_drop` where a forward hook can
+catch them (tinyvit.explain.attention_weights). With the slides' CIFAR-10 table it has
+exactly the slides' 1,205,898 trainable parameters.
+
+Training switches on two CPU speed-ups with `TinyViT.fast_training()`; without them the
+model computes as the slides describe it (and the two give the same function).
 """
 from __future__ import annotations
 
@@ -13,9 +17,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 
-from .dropout import FastDropout, dropout as fast_dropout, fast_path
+from .dropout import FastDropout, fast_path
 
 NORMS = ("post", "pre")
+# The slides' encoder (their CIFAR-10 table), named once: the registry's defaults, the presets,
+# the studies and the benchmark all start from it.
+SLIDES_ENCODER = dict(embed_dim=128, num_heads=8, num_layers=6, mlp_dim=512, dropout=0.1)
 
 
 class PatchEmbedding(nn.Module):
@@ -46,26 +53,23 @@ class Attention(nn.Module):
         self.fused_attn = fused_attn
         self.qkv = nn.Linear(dim, dim * 3)
         self.proj = nn.Linear(dim, dim)
-        self.attn_drop = dropout
-        self.attn_dropout = FastDropout(dropout)
+        self.attn_drop = FastDropout(dropout)
         self.proj_drop = FastDropout(dropout)
 
-    def forward(self, x: torch.Tensor, need_weights: bool = False):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, d = x.shape
         qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
-        weights = None
-        p = self.attn_drop if self.training else 0.0
+        p = self.attn_drop.p if self.training else 0.0
         # SDPA with dropout_p > 0 on CPU takes its math path and draws the mask with
         # bernoulli_ (~5 ns per element); there the explicit product with FastDropout is faster.
-        if self.fused_attn and not need_weights and not (p > 0 and fast_path(x, p)):
+        if self.fused_attn and not (p > 0 and self.attn_drop.fast and fast_path(x, p)):
             out = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
         else:
-            weights = (q * self.scale) @ k.transpose(-2, -1)
-            weights = weights.softmax(dim=-1)
-            out = self.attn_dropout(weights) @ v
+            weights = ((q * self.scale) @ k.transpose(-2, -1)).softmax(dim=-1)
+            out = self.attn_drop(weights) @ v
         out = out.transpose(1, 2).reshape(b, n, d)
-        return self.proj_drop(self.proj(out)), weights
+        return self.proj_drop(self.proj(out))
 
     def cls_forward(self, x: torch.Tensor) -> torch.Tensor:
         """The attention output (before `proj`) of the CLS query alone, (B, 1, D): keys and
@@ -74,10 +78,9 @@ class Attention(nn.Module):
         w, bias = self.qkv.weight, self.qkv.bias
         q = F.linear(x[:, :1], w[:d], bias[:d]).view(b, 1, self.num_heads, self.head_dim).transpose(1, 2)
         k, v = F.linear(x, w[d:], bias[d:]).view(b, n, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        p = self.attn_drop if self.training else 0.0
-        if p > 0:
+        if self.training and self.attn_drop.p > 0:
             weights = ((q * self.scale) @ k.transpose(-2, -1)).softmax(dim=-1)
-            out = self.attn_dropout(weights) @ v
+            out = self.attn_drop(weights) @ v
         else:
             out = F.scaled_dot_product_attention(q, k, v)
         return out.transpose(1, 2).reshape(b, 1, d)
@@ -104,11 +107,12 @@ class DropPath(nn.Module):
     def __init__(self, p: float) -> None:
         super().__init__()
         self.p = p
+        self.keep = FastDropout(p)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0:
             return x
-        return x * fast_dropout(x.new_ones((x.shape[0],) + (1,) * (x.dim() - 1)), self.p)
+        return x * self.keep(x.new_ones((x.shape[0],) + (1,) * (x.dim() - 1)))
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
@@ -127,17 +131,13 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(dim)
         self.drop_path = DropPath(drop_path)
 
-    def forward(self, x: torch.Tensor, need_weights: bool = False):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         dp = self.drop_path
         if self.norm_first:
-            a, w = self.attn(self.norm1(x), need_weights)
-            x = x + dp(a)
-            x = x + dp(self.mlp(self.norm2(x)))
-        else:
-            a, w = self.attn(x, need_weights)
-            x = self.norm1(x + dp(a))
-            x = self.norm2(x + dp(self.mlp(x)))
-        return x, w
+            x = x + dp(self.attn(self.norm1(x)))
+            return x + dp(self.mlp(self.norm2(x)))
+        x = self.norm1(x + dp(self.attn(x)))
+        return self.norm2(x + dp(self.mlp(x)))
 
     def forward_cls(self, x: torch.Tensor) -> torch.Tensor:
         """The block's output for the CLS token alone, (B, 1, D).
@@ -195,6 +195,18 @@ class TinyViT(
         self.norm = nn.LayerNorm(embed_dim)
         self.classifier = nn.Linear(embed_dim, num_classes)
         self.grid = self.patch_embed.grid
+        self.cls_only_last_block = False  # see fast_training()
+
+    def fast_training(self, on: bool = True) -> TinyViT:
+        """The training path's CPU speed-ups, one switch for both. In training mode the last
+        block computes the CLS token alone (Block.forward_cls: the only token the classifier
+        reads), and dropout draws its masks with NumPy (models/dropout.py). Same function and
+        gradients either way (tests/test_vit_speed.py); evaluation always runs every token."""
+        self.cls_only_last_block = on
+        for m in self.modules():
+            if isinstance(m, FastDropout):
+                m.fast = on
+        return self
 
     def _tokens(self, x: torch.Tensor) -> torch.Tensor:
         x = self.patch_embed(x)
@@ -203,20 +215,12 @@ class TinyViT(
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self._tokens(x)
-        for block in self.blocks[:-1]:
-            x, _ = block(x)
-        # Only the CLS token of the last block reaches the classifier (see Block.forward_cls).
-        x = self.blocks[-1].forward_cls(x)
+        cls_only = self.cls_only_last_block and self.training
+        for block in self.blocks[:-1] if cls_only else self.blocks:
+            x = block(x)
+        if cls_only:
+            x = self.blocks[-1].forward_cls(x)
         return self.classifier(self.norm(x[:, 0]))
-
-    def forward_with_attention(self, x: torch.Tensor):
-        """Logits and a list of (batch, heads, tokens, tokens) attention maps, one per layer."""
-        x = self._tokens(x)
-        attentions = []
-        for block in self.blocks:
-            x, w = block(x, need_weights=True)
-            attentions.append(w)
-        return self.classifier(self.norm(x[:, 0])), attentions
 
 
 def check_vit_hparams(img_size, patch_size, embed_dim, num_heads, num_layers, mlp_dim, dropout, norm):

@@ -9,7 +9,7 @@ import sys
 import threading
 from pathlib import Path
 
-from ..jobs import JOB_NICENESS, REPO_ROOT
+from ..app.jobs import JOB_NICENESS, REPO_ROOT
 from ..runs import default_root, pid_alive
 from .storage import sweep_dir
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import RECIPES as CONFIG_RECIPES, SMALL_DATA, TrainConfig, defaults_for
+from ..training.config import RECIPES as CONFIG_RECIPES, SMALL_DATA, TrainConfig, defaults_for
 
 
 class SpaceError(ValueError):
@@ -29,7 +29,7 @@ MODEL_PARAMS = {
 TRAIN_PARAMS = ("lr", "weight_decay", "label_smoothing", "batch_size", "recipe")
 
 # Training recipes a trial can pick: the slides' setup, the small-data one the offline
-# datasets use by default, or the improved one under study (all in tinyvit.config). The
+# datasets use by default, or the improved one under study (all in tinyvit.training.config). The
 # learning rate and weight decay are parameters of their own.
 RECIPES = {
     "slides": dict(batch_size=64, schedule="constant", warmup_epochs=0.0),

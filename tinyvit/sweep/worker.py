@@ -20,9 +20,10 @@ from typing import Callable
 import optuna
 from optuna.trial import TrialState
 
-from .. import jobs
+from ..app import jobs
 from ..checkpoint import CHECKPOINT
-from ..config import ConfigError, validate
+from ..training.config import ConfigError
+from ..training.runner import complete_config
 from ..data import DatasetError
 from ..models import ModelError
 from ..runs import Run, RunError, create_run, default_root, pid_alive
@@ -146,8 +147,7 @@ class Worker:
         params = sample(trial, s["space"], s["model"])
         cfg = to_config(s, params)
         try:
-            validate(cfg)
-            jobs.check_model(cfg)
+            config = complete_config(cfg, {"sweep": self.name, "sweep_trial": trial.number})
         except (ConfigError, ModelError, DatasetError) as err:
             # An impossible combination: reported with its reason, never run.
             trial.set_user_attr("skipped", str(err))
@@ -155,7 +155,7 @@ class Worker:
             self.log(f"trial {trial.number}: skipped, {err}")
             return
         try:
-            run, resume = self._run_folder(trial, cfg)
+            run, resume = self._run_folder(trial, config)
         except RunError as err:
             trial.set_user_attr("error", str(err))
             self.study.tell(trial, state=TrialState.FAIL)
@@ -171,7 +171,7 @@ class Worker:
         trial.set_user_attr("process_seconds", round(time.monotonic() - started, 3))
         self._finish(trial, run, pruned_at)
 
-    def _run_folder(self, trial: optuna.Trial, cfg) -> tuple[Run, bool]:
+    def _run_folder(self, trial: optuna.Trial, config: dict) -> tuple[Run, bool]:
         """A new queued run tagged with the sweep and trial, or the stopped run this trial
         continues (when its folder is on this machine)."""
         old = trial.user_attrs.get("run_dir")
@@ -181,7 +181,6 @@ class Worker:
             run.write_status(state="queued", error=None, message="continued by its sweep", pid=None)
             run.file("STOP").unlink(missing_ok=True)
             return run, resume
-        config = {**cfg.to_dict(), "sweep": self.name, "sweep_trial": trial.number}
         return create_run(self.root, f"{self.name}-t{trial.number:04d}", config), False
 
     def _watch(self, trial: optuna.Trial, run: Run, proc) -> int | None:

@@ -5,8 +5,8 @@ import pandas as pd
 import streamlit as st
 
 from . import charts, faithjob
-from .faithfulness import BASELINES, METRICS, REMOVAL, STEPS, FaithfulnessError, load_report, mean_curves
-from .runs import Run, RunError
+from ..faithfulness import BASELINES, METRICS, REMOVAL, STEPS, FaithfulnessError, load_report, mean_curves
+from ..runs import Run, RunError
 
 EXPLAINER = (f"Each map is scored on the run's test images. **Deletion**: the predicted class's probability "
              f"as the pixels the map rates highest are removed first, 1/{STEPS} of the image at a time "

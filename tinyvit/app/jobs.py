@@ -23,15 +23,16 @@ from pathlib import Path
 
 from . import owner as owners
 from . import space
-from .checkpoint import CHECKPOINT, CheckpointError, atomic_write, verify
-from .config import ConfigError, TrainConfig, validate
-from .data import DATASETS, DatasetError, dataset_info, load_dataset
-from .models import ModelError, build_model
-from .runfiles import read_status
-from .runs import ACTIVE, Run, RunError, check_deletable, check_runs_root, create_run, default_root, \
-    delete_run, list_runs, pid_alive, unique_run_name
+from ..checkpoint import CHECKPOINT, CheckpointError, atomic_write, verify
+from ..training.config import ConfigError, TrainConfig, validate
+from ..training.runner import complete_config, run_name
+from ..data import DATASETS, DatasetError, dataset_info, load_dataset
+from ..models import ModelError
+from ..runfiles import read_status
+from ..runs import (ACTIVE, Run, RunError, check_deletable, check_runs_root, create_run, default_root, delete_run,
+                    list_runs, pid_alive, unique_run_name)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 TRAIN_SCRIPT = REPO_ROOT / "train.py"
 LOG_NAME = "train.log"
 UPLOADS = ".uploads"
@@ -48,7 +49,7 @@ def max_jobs() -> int:
 
 
 def apply_caps(cfg: TrainConfig) -> TrainConfig:
-    """The Space's caps (tinyvit.space) applied on the server, whatever the form sent: a
+    """The Space's caps (tinyvit.app.space) applied on the server, whatever the form sent: a
     setting over a cap is refused; the dataset's default epochs and "all cores" become
     the cap. Off a Space (and without TINYVIT_MAX_EPOCHS/TINYVIT_THREADS) nothing changes."""
     limits = space.space_limits()
@@ -75,29 +76,21 @@ def active_runs(root: Path | str | None = None) -> list[Run]:
     return runs[::-1]
 
 
-def check_model(cfg: TrainConfig) -> None:
-    """Build the model once on the dataset's shape, so an impossible setting (heads that do
-    not divide the width, a patch that does not divide the image) is refused before any
-    run folder exists, instead of surfacing later as a failed run."""
-    info = dataset_info(cfg.dataset)
-    size = cfg.img_size or info.img_size
-    build_model(cfg.model, num_classes=max(2, info.num_classes), img_size=size,
-                in_chans=info.in_chans, **cfg.model_hparams)
-
-
 def launch(cfg: TrainConfig, root: Path | str | None = None, jobs: int | None = None,
            owner: str | None = None) -> Run:
-    """Create a queued run for `cfg` and start train.py on it; returns at once. `owner`: the
-    launching browser's token on a Space (see tinyvit.owner); its hash is kept in the run.
+    """Create a queued run for `cfg` with its whole config.json and start train.py on it. The
+    dataset is loaded and the model built here once, so an impossible setting (heads that do
+    not divide the width, a patch that does not divide the image, a missing dataset) is
+    refused before any run folder exists. `owner`: the launching browser's token on a Space
+    (see tinyvit.app.owner); its hash is kept in the run.
 
     Raises ConfigError / ModelError / DatasetError / RunError with a user-facing message."""
     validate(cfg)
     cfg = apply_caps(cfg)
     if cfg.dataset == "imagefolder" and not cfg.data_path:
         raise ConfigError("the image-folder dataset needs a .zip of class folders: upload one first")
-    check_model(cfg)
     root = check_runs_root(root or default_root())
-    run = _create(root, cfg)
+    run = _create(root, cfg, complete_config(cfg))
     if owner is not None:
         owners.record_owner(run, owner)
     _spawn(run, ["--max-jobs", str(_slots(jobs))])
@@ -110,14 +103,14 @@ def _slots(jobs: int | None) -> int:
     return min(jobs or max_jobs(), cap or jobs or max_jobs())
 
 
-def _create(root: Path, cfg: TrainConfig, attempts: int = 20) -> Run:
+def _create(root: Path, cfg: TrainConfig, config: dict, attempts: int = 20) -> Run:
     """A new run folder named after dataset, model and time. Two tabs launching in the same
     second pick the same name; mkdir lets only one have it and the other takes the next."""
-    base = f"{cfg.dataset}-{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    base = run_name(cfg)
     for _ in range(attempts):
         name = unique_run_name(root, base)
         try:
-            return create_run(root, name, cfg.to_dict())
+            return create_run(root, name, config)
         except RunError:
             if not (root / name).exists():
                 raise  # not a name clash
@@ -161,16 +154,23 @@ def start_queued(run: Run, resume: bool = False, jobs: int | None = None) -> sub
     return _spawn(run, (["--resume"] if resume else []) + ["--max-jobs", str(jobs or max_jobs())])
 
 
-def _spawn(run: Run, args: list[str]) -> subprocess.Popen:
-    # train.py takes every setting (threads included) from the run's config.json.
-    cmd = [sys.executable, str(TRAIN_SCRIPT), "--run-dir", str(run.path.resolve()), *args, "--quiet"]
-    with open(run.file(LOG_NAME), "ab") as log:
+def detached(cmd: list[str], log_path: Path, mode: str = "ab") -> subprocess.Popen:
+    """Start `cmd` in its own session (it outlives the app's reruns and the server's requests),
+    its output into `log_path`, a little below the app's priority."""
+    with open(log_path, mode) as log:
         proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
     try:
         os.setpriority(os.PRIO_PROCESS, proc.pid, JOB_NICENESS)
     except (OSError, AttributeError):
         pass  # not permitted or not POSIX: the job runs at normal priority
+    return proc
+
+
+def _spawn(run: Run, args: list[str]) -> subprocess.Popen:
+    # train.py takes every setting (threads included) from the run's config.json.
+    proc = detached([sys.executable, str(TRAIN_SCRIPT), "--run-dir", str(run.path.resolve()), *args, "--quiet"],
+                    run.file(LOG_NAME))
     # The pid (with its start time) is recorded before train.py writes its own, so a process
     # that dies while importing shows as failed instead of queued forever.
     run.write_status(pid=proc.pid)
@@ -304,5 +304,5 @@ def save_upload(data: bytes, filename: str, root: Path | str | None = None) -> P
     return path.resolve()
 
 
-__all__ = ["DATASETS", "ModelError", "active_runs", "apply_caps", "can_resume", "check_model", "check_zip_dataset",
+__all__ = ["DATASETS", "ModelError", "active_runs", "apply_caps", "can_resume", "check_zip_dataset",
            "delete", "launch", "log_error", "log_tail", "max_jobs", "resume", "save_upload", "start_queued", "stop"]

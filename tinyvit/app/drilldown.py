@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .runs import Run
+from ..runs import Run
 
 OUTCOMES = ("both right", "only A right", "only B right", "both wrong")
 

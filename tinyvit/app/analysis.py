@@ -12,8 +12,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import explain as ex
-from .inference import LoadedRun, _border_mean, to_mode
+from .. import explain as ex
+from ..inference import LoadedRun, _border_mean, to_mode
+from ..samples import confident_mistakes as samples_mistakes
 
 METHODS = {k: m.title for k, m in ex.METHODS.items()}
 # Cached models are shared by every browser session of the server; the CAMs hook a layer
@@ -136,6 +137,4 @@ def cautions(loaded: LoadedRun, image: Image.Image, x: torch.Tensor) -> list[str
 
 def confident_mistakes(samples: dict[str, torch.Tensor], n: int = 8) -> list[int]:
     """Positions in the saved samples of the n most confident wrong predictions."""
-    wrong = (samples["preds"] != samples["labels"]).nonzero().flatten()
-    order = samples["confidences"][wrong].argsort(descending=True)
-    return wrong[order][:n].tolist()
+    return samples_mistakes(samples["labels"], samples["preds"], samples["confidences"])[:n].tolist()

@@ -7,7 +7,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .data import DATASETS
+from ..data import DATASETS
+from ..models.vit import SLIDES_ENCODER
 
 
 class ConfigError(ValueError):
@@ -60,7 +61,7 @@ _SLIDES = dict(epochs=100, batch_size=64, lr=3e-4, weight_decay=0.05, label_smoo
                schedule="constant", augment=True)
 # The slides used nn.TransformerEncoderLayer, i.e. post-norm. Their STL-10 patch size is not
 # given; 8 keeps 144 tokens, the nearest to CIFAR's cost that divides 96 into a square grid.
-_SLIDES_VIT = dict(embed_dim=128, num_heads=8, num_layers=6, mlp_dim=512, dropout=0.1, norm="post")
+_SLIDES_VIT = dict(SLIDES_ENCODER, norm="post")
 
 PRESETS: dict[str, dict[str, Any]] = {
     f"seed-{ds}-{m}": dict(
@@ -77,7 +78,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 SMALL_DATA = dict(batch_size=32, lr=1e-3, schedule="cosine", warmup_epochs=2.0)
 
 
-# Recipes compared by the study (tinyvit.study) and the bench's real-data rows: training
+# Recipes compared by the study (tinyvit.tools.study) and the bench's real-data rows: training
 # settings for every model, and the transformer settings for the ViT family only.
 RECIPES: dict[str, dict[str, dict[str, Any]]] = {
     "slides": {"train": {k: v for k, v in _SLIDES.items() if k != "epochs"} | {"warmup_epochs": 0.0},

@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from .checkpoint import atomic_write_text
-from .runs import Run
+from ..checkpoint import atomic_write_text
+from ..runs import Run
 
 STEPS = "steps.jsonl"
 POINTS_PER_EPOCH = 20   # lines a long epoch gets; a short one gets one per batch

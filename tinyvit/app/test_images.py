@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .data import DatasetError, load_dataset
-from .samples import load_samples
+from ..data import DatasetError, load_dataset
+from ..samples import load_samples
 
 
 @dataclass

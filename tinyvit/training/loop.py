@@ -18,17 +18,17 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import distributed as dist
-from .checkpoint import CHECKPOINT, WEIGHTS, load_training_state, save_training_state, save_weights
+from ..checkpoint import CHECKPOINT, WEIGHTS, load_training_state, save_training_state, save_weights
 from .config import TrainConfig, lr_at
-from .data import Splits, augment_batch, normalize
-from .data.augment import random_erase
-from .metrics import classification_metrics, full_report
-from .models import model_kind
-from .runs import Run
-from .samples import save_samples
+from ..data import Splits, augment_batch, normalize
+from ..data.augment import random_erase
+from ..metrics import classification_metrics, full_report
+from ..models import model_kind
+from ..runs import Run
+from ..samples import save_samples
 from .steps import StepLog, truncate
-from .timeline import FILE as TIMELINE, Recorder
-from .train_step import TrainStep, make_optimizer
+from ..timeline import FILE as TIMELINE, Recorder
+from .step import TrainStep, autocast_forward, make_optimizer
 
 EVAL_BATCH = 256
 
@@ -143,10 +143,6 @@ class Trainer:
         for i in range(0, len(order), bs):
             yield order[i:i + bs].to(self.device)
 
-    def _forward(self, model, x):
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            return model(x)
-
     def train_epoch(self, epoch: int) -> dict | None:
         """Train one epoch; None if a stop was requested before it finished."""
         # Under DDP every process draws its own dropout masks and augmentations (rank 0 the
@@ -189,13 +185,13 @@ class Trainer:
                 "images": int(totals[2])}
 
     @torch.inference_mode()
-    def predict(self, x_uint8: torch.Tensor):
+    def predict_split(self, x_uint8: torch.Tensor):
         """(labels predicted, confidence, mean loss helper logits) over a uint8 split."""
         self.model.eval()
         preds, confs, logits_all = [], [], []
         for i in range(0, len(x_uint8), EVAL_BATCH):
             x = normalize(x_uint8[i:i + EVAL_BATCH].to(self.device), self.mean, self.std)
-            logits = self._forward(self.model, x).float()
+            logits = autocast_forward(self.model, x, self.device, self.amp).float()
             prob = logits.softmax(1)
             c, p = prob.max(1)
             preds.append(p.cpu())
@@ -204,7 +200,7 @@ class Trainer:
         return torch.cat(preds), torch.cat(confs), torch.cat(logits_all)
 
     def evaluate(self, x, y) -> dict:
-        preds, _, logits = self.predict(x)
+        preds, _, logits = self.predict_split(x)
         self.val_preds = preds
         loss = float(F.cross_entropy(logits, y.cpu(), label_smoothing=self.cfg.label_smoothing))
         return {"loss": loss, **classification_metrics(y.numpy(), preds.numpy(), self.data.num_classes)}
@@ -251,7 +247,7 @@ class Trainer:
                         self.data.val_y, self.mean, self.std, self.data.num_classes, self.start_epoch)
 
     def test(self) -> dict:
-        preds, confs, _ = self.predict(self.data.test_x)
+        preds, confs, _ = self.predict_split(self.data.test_x)
         y = self.data.test_y.numpy()
         report = full_report(y, preds.numpy(), self.data.class_names)
         if dist.is_main():

@@ -5,6 +5,7 @@ loaded and its model was built, so a mistake never leaves a half-written run beh
 """
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
@@ -15,18 +16,19 @@ from typing import Callable
 import torch
 
 from . import distributed as dist
-from .checkpoint import CHECKPOINT, CheckpointError
+from ..checkpoint import CHECKPOINT, CheckpointError
 from .config import ConfigError, TrainConfig, validate
-from .data import DatasetError, dataset_info, load_dataset
-from .engine import Diverged, Result, Trainer, pick_device, set_threads
-from .models import ModelError, build_model, count_parameters, model_kind, resolve_hparams
-from .runfiles import read_status
-from .runs import Run, RunError, check_run_name, check_runs_root, create_run, default_root, list_runs, \
-    open_run, unique_run_name
+from ..data import DatasetError, dataset_info, load_dataset
+from .loop import Diverged, Result, Trainer, pick_device, set_threads
+from ..models import ModelError, build_model, count_parameters, model_kind, resolve_hparams
+from ..runfiles import read_status
+from ..runs import (Run, RunError, check_run_name, check_runs_root, create_run, default_root, list_runs, open_run,
+                    unique_run_name)
 
 FORMAT_VERSION = 1
-# Keys of a queued run's config.json that are not training settings but are kept in it.
-RUN_TAGS = ("sweep", "sweep_trial")
+# What config.json learns from the loaded data and the built model, beyond the settings.
+DATA_FACTS = ("class_names", "num_classes", "img_size", "in_chans", "mean", "std", "sizes", "model_hparams",
+              "num_params")
 USER_ERRORS = (ConfigError, DatasetError, ModelError, RunError, CheckpointError)
 
 
@@ -63,12 +65,33 @@ def run_config(cfg: TrainConfig, data, hparams: dict, num_params: int) -> dict:
     }
 
 
+def run_name(cfg: TrainConfig) -> str:
+    """A new run's folder name before any -2, -3 that makes it unique: DATASET-MODEL-TIME."""
+    return f"{cfg.dataset}-{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
 def build_for(cfg: TrainConfig, data):
     hparams = resolve_hparams(cfg.model, data.img_size, **cfg.model_hparams)
     torch.manual_seed(cfg.seed)  # same seed, same initial weights
     model = build_model(cfg.model, num_classes=data.num_classes, img_size=data.img_size,
                         in_chans=data.in_chans, **hparams)
     return model, hparams
+
+
+def _plan(cfg: TrainConfig, log: Callable[[str], None]):
+    validate(cfg)
+    data = load_data(cfg, log)
+    model, hparams = build_for(cfg, data)
+    return run_config(cfg, data, hparams, count_parameters(model)), data, model
+
+
+def complete_config(cfg: TrainConfig, tags: dict | None = None,
+                    log: Callable[[str], None] = lambda message: None) -> dict:
+    """The whole config.json of a run of `cfg`, for a launcher to create the run folder with
+    (the app, a sweep's worker); train.py then only reads it. The dataset is loaded and the
+    model built once here, for what the file records of them (DATA_FACTS). `tags`, such as a
+    sweep's name and trial number, are kept alongside."""
+    return {**_plan(cfg, log)[0], **(tags or {})}
 
 
 def prepare_new(cfg: TrainConfig, root: Path | str | None = None, name: str | None = None,
@@ -83,56 +106,74 @@ def prepare_new(cfg: TrainConfig, root: Path | str | None = None, name: str | No
         check_runs_root(root)
         if name is not None:
             check_run_name(name)
-    data = load_data(cfg, log)
-    model, hparams = build_for(cfg, data)
+    config, data, model = _plan(cfg, log)
     run = None
     if dist.is_main():
-        name = name or unique_run_name(root, f"{cfg.dataset}-{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}")
-        run = create_run(root, name, run_config(cfg, data, hparams, count_parameters(model)))
+        run = create_run(root, name or unique_run_name(root, run_name(cfg)), config)
         run.claim()
     name = dist.broadcast_object(run.name if run else None)
     if run is None:
-        run = Run(Path(root or default_root()) / name)
+        run = Run(root / name)
     return run, data, model, epochs
 
 
-def prepare_existing(run_dir: Path | str, resume: bool, log: Callable[[str], None] = print):
-    """A run folder made earlier: --resume, or a queued run the app created.
+def open_existing(run_dir: Path | str, resume: bool) -> tuple[Run, dict]:
+    """A run folder made earlier: --resume, or a queued run that the app or a sweep created.
+    Returns the run and its config.json, read here once and never written again.
 
     The run is claimed first (an OS lock held until this process ends), so a second process
-    on the same run is refused before it loads anything. A queued run's config.json holds
-    only the requested settings; once the data loaded and the model built, it is completed
-    with class names, image size and normalisation. A run stopped before its first epoch
-    ended has no checkpoint: resuming it starts again from epoch 1."""
+    on the same run is refused before it loads anything."""
     run = open_run(run_dir)
-    main = dist.is_main()
-    if main:
+    if dist.is_main():
         run.claim()
     try:
-        st = read_status(run.file("status.json"))[0] or {}
-        state = st.get("state", "damaged")
-        restart = resume and not run.file(CHECKPOINT).is_file()
-        if restart and run.has_weights():  # weights are saved after the checkpoint
+        status = read_status(run.file("status.json"))[0] or {}
+        state = status.get("state", "damaged")
+        if resume and not run.file(CHECKPOINT).is_file() and run.has_weights():
+            # weights are saved after the checkpoint
             raise RunError(f"{run.name} has trained weights but its checkpoint is missing: it cannot be resumed")
         if not resume and state != "queued":
             raise RunError(f"{run.name} already ran (state {state}); use --resume to continue it")
-        cfg = TrainConfig.from_dict(run.config())
-        try:
-            validate(cfg)
-            data = load_data(cfg, log)
-            model, hparams = build_for(cfg, data)
-        except USER_ERRORS as err:
-            if main:
-                run.write_status(state="failed", error=str(err), pid=None, finished_at=time.time())
-            raise
-        if main and (not resume or restart):
-            queued = run.config()  # a sweep's tags (sweep name, trial number) stay with the run
-            run.write_config({**run_config(cfg, data, hparams, count_parameters(model)),
-                              **{k: queued[k] for k in RUN_TAGS if k in queued}})
+        config = run.config()
+        missing = [k for k in DATA_FACTS if k not in config]
+        if missing:
+            raise RunError(f"{run.name}'s config.json lacks {', '.join(missing)} (it was queued by an older "
+                           "version of TinyViT Lab): launch it again")
     except BaseException:
         run.release()
         raise
-    return run, data, model, int(run.config()["epochs"]) if resume else resolve_epochs(cfg)
+    return run, config
+
+
+def load_existing(run: Run, config: dict, cfg: TrainConfig, resume: bool,
+                  log: Callable[[str], None] = print):
+    """The data and model of a run opened by open_existing, with `cfg` its settings (where it
+    runs may differ from config.json's). Returns (data, model, epochs). A queued run's data
+    must still be what its launcher recorded; a run stopped before its first epoch ended has
+    no checkpoint, and resuming it starts again from epoch 1."""
+    try:
+        try:
+            planned, data, model = _plan(cfg, log)
+            changed = [k for k in DATA_FACTS if json.loads(json.dumps(planned[k])) != config[k]]
+            if changed and not resume:
+                raise DatasetError(f"the data of {run.name} changed since it was queued ({', '.join(changed)} "
+                                   "differ): launch it again")
+        except USER_ERRORS as err:
+            if dist.is_main():
+                run.write_status(state="failed", error=str(err), pid=None, finished_at=time.time())
+            raise
+    except BaseException:
+        run.release()
+        raise
+    return data, model, int(config["epochs"])
+
+
+def prepare_existing(run_dir: Path | str, resume: bool, log: Callable[[str], None] = print):
+    """open_existing and load_existing with the run's own settings, for a process whose device
+    and threads are set already; returns (run, data, model, epochs) as prepare_new does."""
+    run, config = open_existing(run_dir, resume)
+    data, model, epochs = load_existing(run, config, TrainConfig.from_dict(config), resume, log)
+    return run, data, model, epochs
 
 
 def wait_for_slot(run: Run, max_jobs: int, poll: float = 1.0) -> None:

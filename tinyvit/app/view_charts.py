@@ -8,7 +8,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from .charts import LAYOUT, PERCENT, _class_name, label
+from .charts import LAYOUT, PERCENT, label
+from .tables import class_name
 
 A_COLOUR, B_COLOUR = "#1f77b4", "#d62728"
 
@@ -16,7 +17,7 @@ A_COLOUR, B_COLOUR = "#1f77b4", "#d62728"
 def wins_bar(only_a: Sequence[int], only_b: Sequence[int], class_names: Sequence[str], name_a: str,
              name_b: str) -> go.Figure:
     """Per true class: images only A gets right (up) and only B gets right (down)."""
-    names = [_class_name(class_names, i) for i in range(len(only_a))]
+    names = [class_name(class_names, i) for i in range(len(only_a))]
     fig = go.Figure([
         go.Bar(x=names, y=list(only_a), name=f"only {name_a} right", marker_color=A_COLOUR),
         go.Bar(x=names, y=[-v for v in only_b], name=f"only {name_b} right", marker_color=B_COLOUR,

@@ -1,9 +1,9 @@
 """The demo runs shipped in demo_runs/: small trained runs, so that every page of the app has
 predictions, attention maps, metrics and comparisons to show before anything is trained.
 
-    python -m tinyvit.demo              # (make demo-runs) retrain all four: about 10 CPU-minutes
-    python -m tinyvit.demo --only demo-shapes-cnn
-    python -m tinyvit.demo --faithfulness-only   # measure the shipped runs' maps, no training
+    python -m tinyvit.tools.demo              # (make demo-runs) retrain all four: about 10 CPU-minutes
+    python -m tinyvit.tools.demo --only demo-shapes-cnn
+    python -m tinyvit.tools.demo --faithfulness-only   # measure the shipped runs' maps, no training
 
 Each run is trained by train.py in its own process, in a temporary folder; then what viewing
 does not need (the optimizer checkpoint for --resume) is dropped, the run is marked read-only
@@ -25,11 +25,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import faithfulness
-from .checkpoint import WEIGHTS, atomic_write_text
-from .runs import DEMO_ROOT, READONLY_MARK, Run, open_run
+from .. import faithfulness
+from ..checkpoint import WEIGHTS, atomic_write_text
+from ..runs import DEMO_ROOT, READONLY_MARK, Run, open_run
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 # What the app reads from a finished run (tinyvit.inference.load_run needs config.json and
 # model.safetensors; the pages read the rest). checkpoint.safetensors is left out.
 KEEP = ("config.json", "status.json", "metrics.jsonl", "test_metrics.json", "predictions.csv",
@@ -162,7 +162,7 @@ def summary(paths: list[Path]) -> str:
 
 def arg_parser() -> argparse.ArgumentParser:
     names = [d.name for d in DEMOS]
-    p = argparse.ArgumentParser(prog="python -m tinyvit.demo", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="python -m tinyvit.tools.demo", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--only", nargs="+", choices=names, metavar="NAME", help=f"only these: {', '.join(names)}")
     p.add_argument("--out", type=Path, default=demo_root(), help="where the demo runs go")

@@ -11,8 +11,19 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from .metrics import METRIC_NAMES, METRIC_TITLES
-from .runs import ACTIVE, Run, RunError
+from ..metrics import METRIC_NAMES, METRIC_TITLES
+from ..models import MODELS
+from ..runs import ACTIVE, Run, RunError
+
+
+def class_name(names: Sequence[str], i: int) -> str:
+    """Class `i`'s name, or "class i" where the run names fewer classes."""
+    return str(names[i]) if 0 <= i < len(names) else f"class {i}"
+
+
+def model_title(cfg: dict) -> str:
+    """The model's title from the registry, else its name as the run recorded it."""
+    return MODELS[cfg["model"]].title if cfg.get("model") in MODELS else cfg.get("model", "?")
 
 
 def percent(value) -> float | None:

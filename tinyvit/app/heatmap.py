@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from .explain import upsample
+from ..explain import upsample
 
 # Shown name -> matplotlib colour map.
 _MATPLOTLIB = {"Jet": "jet", "Viridis": "viridis", "Inferno": "inferno", "Turbo": "turbo", "Hot": "hot",

@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from .tables import class_name
+
 # Every per-epoch value in metrics.jsonl, with its display name.
 EPOCH_METRICS = {
     "train_loss": "Train loss", "val_loss": "Val loss",
@@ -112,7 +114,7 @@ def topk_bar(probs: Sequence[float], class_names: Sequence[str], k: int = 5,
              height: int | None = None) -> go.Figure:
     """The k most probable classes, most probable on top, in percent."""
     order = sorted(range(len(probs)), key=lambda i: -float(probs[i]))[:k]
-    names = [_class_name(class_names, i) for i in order]
+    names = [class_name(class_names, i) for i in order]
     values = [100 * float(probs[i]) for i in order]
     colours = ["#aec7e8"] * (len(values) - 1) + ["#1f77b4"]  # the top class stands out
     fig = go.Figure(go.Bar(x=values[::-1], y=names[::-1], orientation="h", marker_color=colours,
@@ -121,10 +123,6 @@ def topk_bar(probs: Sequence[float], class_names: Sequence[str], k: int = 5,
                       yaxis=dict(type="category"), showlegend=False,
                       **{**LAYOUT, "margin": dict(l=10, r=10, t=10, b=10)})
     return fig
-
-
-def _class_name(class_names: Sequence[str], i: int) -> str:
-    return str(class_names[i]) if i < len(class_names) else f"class {i}"
 
 
 CELL_TEXT_PX = 34  # below this cell height, numbers in the cells overlap and blur
@@ -146,7 +144,7 @@ def confusion_heatmap(matrix: Sequence[Sequence[float]], class_names: Sequence[s
     else:
         z = counts
         text = [[f"{int(v)}" for v in row] for row in z]
-    names = [_class_name(class_names, i) for i in range(len(counts))]
+    names = [class_name(class_names, i) for i in range(len(counts))]
     side = height or min(700, 160 + 28 * len(names))
     show_text = cell_text_fits(len(names), side)  # else the values are in the hover
     fig = go.Figure(go.Heatmap(

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from .report import origin
-from .runs import Run, RunError
+from .tables import config_or_empty, origin
+from ..runs import Run
 
 # The demo pair Compare prefers, in order: Fashion-MNIST when its demo runs exist.
 DEMO_DATASETS = ("fashion-mnist", "digits")
@@ -15,15 +15,8 @@ SETTINGS = ("dataset", "model", "epochs", "batch_size", "lr", "weight_decay", "l
             "warmup_epochs", "augment", "seed", "subset", "img_size", "val_fraction", "amp", "preset")
 
 
-def _config(run: Run) -> dict:
-    try:
-        return run.config()
-    except RunError:
-        return {}
-
-
 def _task(run: Run) -> tuple:
-    cfg = _config(run)
+    cfg = config_or_empty(run)
     return cfg.get("dataset"), tuple(cfg.get("class_names") or ())
 
 
@@ -38,7 +31,7 @@ def _newest_pair(runs: Sequence[Run]) -> list[Run]:
 
 def default_selection(runs: Sequence[Run]) -> list[Run]:
     """Two finished runs of one dataset, a ViT first (the slides' question is ViT against CNN)."""
-    return sorted(_default(runs), key=lambda r: _config(r).get("model_kind") != "vit")
+    return sorted(_default(runs), key=lambda r: config_or_empty(r).get("model_kind") != "vit")
 
 
 def _default(runs: Sequence[Run]) -> list[Run]:
@@ -76,7 +69,7 @@ def _flat(cfg: dict) -> dict:
 
 def differing_settings(runs: Sequence[Run]) -> pd.DataFrame:
     """One row per run, one column per setting or hyperparameter whose values differ."""
-    rows = {r.name: _flat(_config(r)) for r in runs}
+    rows = {r.name: _flat(config_or_empty(r)) for r in runs}
     frame = pd.DataFrame.from_dict(rows, orient="index")
     differs = [c for c in frame.columns if frame[c].astype(str).nunique(dropna=False) > 1]
     return frame[differs].astype(str).replace({"None": "–", "nan": "–"})

@@ -1,6 +1,6 @@
 """The faithfulness measurement as a job started from the app, in its own process.
 
-The same pattern as training (tinyvit.jobs): `python -m tinyvit.faithfulness` is detached
+The same pattern as training (tinyvit.app.jobs): `python -m tinyvit.faithfulness` is detached
 from the Streamlit server (its own session, a little below the app's priority), writes its
 progress to a file in the run folder, and the page re-reads that file; so the job survives
 reruns, page switches and refreshes, and a second tab sees the same job.
@@ -8,21 +8,18 @@ reruns, page switches and refreshes, and a second tab sees the same job.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import threading
 from pathlib import Path
 
-from .checkpoint import WEIGHTS, atomic_write_text
-from .faithfulness import DEFAULT_IMAGES, REPORT
-from .runs import Run, RunError, pid_alive
+from ..checkpoint import WEIGHTS, atomic_write_text
+from ..faithfulness import DEFAULT_IMAGES, REPORT
+from ..runs import Run, RunError, pid_alive
+from .jobs import detached
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 PROGRESS = ".faithfulness-progress.json"
 JOB = ".faithfulness-job.json"
 LOG = "faithfulness.log"
-NICENESS = 5
 
 
 def _read(path: Path) -> dict:
@@ -69,13 +66,7 @@ def start(run: Run, images: int = DEFAULT_IMAGES) -> None:
     run.file(PROGRESS).unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "tinyvit.faithfulness", str(run.path.resolve()), "--images", str(images),
            "--progress-file", str(run.file(PROGRESS).resolve()), "--quiet"]
-    with open(run.file(LOG), "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
-    try:
-        os.setpriority(os.PRIO_PROCESS, proc.pid, NICENESS)
-    except (OSError, AttributeError):
-        pass
+    proc = detached(cmd, run.file(LOG), mode="wb")
     atomic_write_text(run.file(JOB), json.dumps({"pid": proc.pid, "images": images}))
 
     def reap() -> None:

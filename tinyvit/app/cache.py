@@ -13,10 +13,10 @@ import torch
 
 from . import analysis
 
-from .checkpoint import CHECKPOINT, WEIGHTS, CheckpointError, verify
-from .inference import LoadedRun, load_run
-from .runs import Run, RunError
-from .samples import load_samples
+from ..checkpoint import CHECKPOINT, WEIGHTS, CheckpointError, verify
+from ..inference import LoadedRun, load_run
+from ..runs import Run, RunError
+from ..samples import load_samples
 
 SAMPLES = "samples.safetensors"
 
@@ -90,8 +90,8 @@ def load_run_samples(run: Run) -> dict | None:
 
 @st.cache_data(max_entries=4, show_spinner="Checking the dataset zip…")
 def _zip_check(file_id: str, img_size: int | None, _data: bytes, filename: str) -> dict:
-    from .config import ConfigError
-    from .data import DatasetError
+    from ..training.config import ConfigError
+    from ..data import DatasetError
     from .jobs import check_zip_dataset
     try:
         return check_zip_dataset(_data, filename, img_size)

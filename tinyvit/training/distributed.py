@@ -26,7 +26,11 @@ def init(device: torch.device) -> None:
 
 
 def rank() -> int:
-    return td.get_rank() if active() else 0
+    """This process's rank; under torchrun known from its environment before `init`, so a
+    run is claimed by rank 0 alone while the config is still being read."""
+    if active():
+        return td.get_rank()
+    return int(os.environ["RANK"]) if launched() else 0
 
 
 def world() -> int:

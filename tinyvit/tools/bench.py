@@ -1,15 +1,15 @@
-"""The speed benchmark: `python -m tinyvit.bench` (`make bench`) prints one table.
+"""The speed benchmark: `python -m tinyvit.tools.bench` (`make bench`) prints one table.
 
 Every row is measured in the same run, after a warm-up, as the median of several repeats;
 the training-throughput rows take their repeats in turns (model A, B, C, ... then again), so
 a change in the machine's load during the run hits every model alike.
 
-    python -m tinyvit.bench                      # everything; the real-data rows take up to 75 min
-    python -m tinyvit.bench --only train,epoch,predict,accuracy   # < 5 minutes on 2 cores
-    python -m tinyvit.bench --only train,predict # some sections
-    python -m tinyvit.bench --only explain       # saliency maps and their faithfulness
-    python -m tinyvit.bench --json docs/bench.json
-    python -m tinyvit.bench --quick              # tiny settings (the test runs this)
+    python -m tinyvit.tools.bench                      # everything; the real-data rows take up to 75 min
+    python -m tinyvit.tools.bench --only train,epoch,predict,accuracy   # < 5 minutes on 2 cores
+    python -m tinyvit.tools.bench --only train,predict # some sections
+    python -m tinyvit.tools.bench --only explain       # saliency maps and their faithfulness
+    python -m tinyvit.tools.bench --json docs/bench.json
+    python -m tinyvit.tools.bench --quick              # tiny settings (the test runs this)
 
 Sections: train (training throughput and the fraction of the machine's matmul ceiling),
 epoch (a whole epoch with data and augmentation), predict (one uploaded image, with and
@@ -39,10 +39,11 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ..models.vit import SLIDES_ENCODER
+
 SECTIONS = ("train", "epoch", "predict", "accuracy", "timeline", "views", "real", "gpu", "sweep", "explain")
 # The slides' CIFAR-10 table.
-SLIDES_TABLE = dict(num_classes=10, embed_dim=128, img_size=32, patch_size=4, in_chans=3,
-                    num_heads=8, num_layers=6, mlp_dim=512, dropout=0.1)
+SLIDES_TABLE = dict(num_classes=10, img_size=32, patch_size=4, in_chans=3, **SLIDES_ENCODER)
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
 
@@ -124,12 +125,12 @@ def machine_line(info: dict) -> str:
 
 # -- models and steps ----------------------------------------------------------------------
 def slides_tinyvit() -> nn.Module:
-    from .models.slides import SlidesTinyViT
+    from ..models.slides import SlidesTinyViT
     return SlidesTinyViT(**SLIDES_TABLE)
 
 
 def project_tinyvit() -> nn.Module:
-    from .models.vit import TinyViT
+    from ..models.vit import TinyViT
     return TinyViT(**SLIDES_TABLE, norm="post")  # the slides' function (tests/test_models.py)
 
 
@@ -140,7 +141,7 @@ def torchvision_vit() -> nn.Module:
 
 
 def cnn() -> nn.Module:
-    from .models import build_model
+    from ..models import build_model
     return build_model("cnn", num_classes=10, img_size=32, in_chans=3)
 
 
@@ -159,8 +160,8 @@ class PlainStep:
         self.model, self.opt, self.crit, self.device, self.amp = model, optimizer_for(model), criterion(), device, amp
 
     def __call__(self, x, y):
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            logits = self.model(x)
+        from ..training.step import autocast_forward
+        logits = autocast_forward(self.model, x, self.device, self.amp)
         loss = self.crit(logits.float(), y)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -169,8 +170,8 @@ class PlainStep:
 
 
 def project_step(model: nn.Module, device: torch.device, amp: bool = False):
-    """The step tinyvit.engine runs (tinyvit.train_step.TrainStep)."""
-    from .train_step import TrainStep, make_optimizer
+    """The step tinyvit.training.loop runs (tinyvit.training.step.TrainStep)."""
+    from ..training.step import TrainStep, make_optimizer
     return TrainStep(model, make_optimizer(model.parameters(), 3e-4, 0.05, device), criterion(), device, amp)
 
 
@@ -305,10 +306,10 @@ def conventional_epoch(model: nn.Module, step_kind: str, images, labels, s: Sett
 
 
 def project_epoch(model: nn.Module, images, labels, s: Settings) -> float:
-    """Images/s of one epoch of tinyvit.engine.Trainer: uint8 tensors, augment_batch, normalize."""
-    from .config import TrainConfig
-    from .data import Splits
-    from .engine import Trainer
+    """Images/s of one epoch of tinyvit.training.loop.Trainer: uint8 tensors, augment_batch, normalize."""
+    from ..training.config import TrainConfig
+    from ..data import Splits
+    from ..training.loop import Trainer
     x = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
     y = torch.from_numpy(labels).long()
     data = Splits("synthetic", [str(i) for i in range(10)], x, y, x[:1], y[:1], x[:1], y[:1],
@@ -342,7 +343,7 @@ def epoch_rows(s: Settings) -> list[Row]:
     return [
         Row(sec, "conventional: DataLoader + PIL RandomCrop/Flip/ToTensor/Normalize (reference), tinyvit",
             ref, "img/s", 1.0, note=f"{s.loader_workers} loader workers"),
-        Row(sec, "this project: uint8 tensor + augment_batch + normalize (tinyvit.engine)", med["project"],
+        Row(sec, "this project: uint8 tensor + augment_batch + normalize (tinyvit.training.loop)", med["project"],
             "img/s", med["project"] / ref),
         Row(sec, "slides' way whole: DataLoader + PIL + nn.TransformerEncoder", med["conv_slides"], "img/s",
             med["conv_slides"] / ref),
@@ -363,8 +364,8 @@ def upload_bytes(width: int = 640, height: int = 480) -> bytes:
 
 
 def predict_rows(s: Settings) -> list[Row]:
-    from .explain import attention_rollout
-    from .inference import Preprocess, open_image
+    from ..explain import attention_rollout, attention_weights
+    from ..inference import Preprocess, open_image
     model = project_tinyvit().eval()
     pre = Preprocess(32, 3, list(CIFAR_MEAN), list(CIFAR_STD))
     data = upload_bytes()
@@ -375,7 +376,7 @@ def predict_rows(s: Settings) -> list[Row]:
 
     def rollout():
         with torch.inference_mode():
-            logits, attentions = model.forward_with_attention(pre(open_image(data, "upload.jpg")))
+            logits, attentions = attention_weights(model, pre(open_image(data, "upload.jpg")))
             return logits.softmax(-1), attention_rollout(attentions, model.grid)
 
     rows = []
@@ -398,8 +399,8 @@ def time_to_accuracy(cfg, target: float, budget_seconds: float, max_epochs: int 
                      section: str, label: str, test_images: int | None = None) -> Row:
     """Training seconds (evaluation excluded) until the test accuracy first reaches `target`,
     through the engine, with `cfg`'s schedule laid over its full epochs."""
-    from .engine import Trainer
-    from .training import build_for, load_data, resolve_epochs
+    from ..training.loop import Trainer
+    from ..training.runner import build_for, load_data, resolve_epochs
     data = load_data(cfg, log=lambda m: None)
     model, _ = build_for(cfg, data)
     epochs = resolve_epochs(cfg)
@@ -429,8 +430,8 @@ def time_to_accuracy(cfg, target: float, budget_seconds: float, max_epochs: int 
 
 
 def accuracy_rows(s: Settings) -> list[Row]:
-    """Digits with its own defaults (tinyvit.config.defaults_for)."""
-    from .config import TrainConfig, defaults_for
+    """Digits with its own defaults (tinyvit.training.config.defaults_for)."""
+    from ..training.config import TrainConfig, defaults_for
     rows = []
     for model_name in ("tinyvit", "cnn"):
         cfg = TrainConfig(**{**defaults_for("digits"), "model": model_name, "subset": s.subset})
@@ -447,9 +448,9 @@ REAL_EPOCHS = 30
 
 
 def real_rows(s: Settings) -> list[Row]:
-    from .config import TrainConfig, recipe_settings
-    from .data import DatasetError, offline_source
-    from .models import model_kind
+    from ..training.config import TrainConfig, recipe_settings
+    from ..data import DatasetError, offline_source
+    from ..models import model_kind
     if offline_source("fashion-mnist") is None:
         return [Row("real", "skipped", None, "s", note="Fashion-MNIST is not on this machine: "
                     "apt-get install dataset-fashion-mnist (make test installs it)")]
@@ -471,9 +472,9 @@ def real_rows(s: Settings) -> list[Row]:
 def gpu_epoch_row(s: Settings) -> Row:
     """One epoch of s.gpu_images CIFAR-shaped images resident on the GPU, through the engine with
     bf16 autocast and torch.compile; the first (compiling) epoch is not timed."""
-    from .config import TrainConfig
-    from .data import Splits
-    from .engine import Trainer
+    from ..training.config import TrainConfig
+    from ..data import Splits
+    from ..training.loop import Trainer
     device = torch.device("cuda")
     images, labels = synthetic_cifar(s.gpu_images)
     x = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
@@ -503,16 +504,16 @@ def gpu_rows(s: Settings) -> list[Row]:
 # -- the learning timeline's cost ---------------------------------------------------------------------
 def seconds_per_epoch(dataset: str, model_name: str, timeline: bool, s: Settings,
                       subset: int | None) -> tuple[float, float]:
-    """(mean seconds per epoch, of which the timeline's) of a real training: tinyvit.engine's
+    """(mean seconds per epoch, of which the timeline's) of a real training: tinyvit.training.loop's
     fit (train, validate, write metrics and checkpoint, and the timeline when asked), after
     its first epoch."""
-    from . import timeline as tl
+    from .. import timeline as tl
     import tempfile
-    from .config import TrainConfig, defaults_for
-    from .engine import Trainer
-    from .models import count_parameters
-    from .runs import create_run
-    from .training import build_for, load_data, run_config
+    from ..training.config import TrainConfig, defaults_for
+    from ..training.loop import Trainer
+    from ..models import count_parameters
+    from ..runs import create_run
+    from ..training.runner import build_for, load_data, run_config
     cfg = TrainConfig(**{**defaults_for(dataset), "model": model_name, "subset": subset,
                          "epochs": s.timeline_epochs})
     data = load_data(cfg, log=lambda m: None)
@@ -546,7 +547,7 @@ def seconds_per_epoch(dataset: str, model_name: str, timeline: bool, s: Settings
 
 def timeline_rows(s: Settings) -> list[Row]:
     """Each pair measured in turns (without, with, without, ...), the median of each reported."""
-    from .data import offline_source
+    from ..data import offline_source
     cases = [("digits", "tinyvit", s.timeline_subset), ("digits", "cnn", s.timeline_subset)]
     if offline_source("fashion-mnist"):
         cases.append(("fashion-mnist", "tinyvit", s.timeline_fashion_subset))
@@ -573,8 +574,8 @@ def views_rows(s: Settings) -> list[Row]:
     """What a click in the drill-down or disagreement view costs on a 10,000-image test set,
     besides Streamlit: the cell's and the disagreements' indices from the predictions, and a
     page of maps (12 images through a TinyViT and a CNN of the slides' size, uncached)."""
-    from . import drilldown
-    from .model_maps import own_maps
+    from ..app import drilldown
+    from ..model_maps import own_maps
     rng = np.random.default_rng(0)
     n, k = 10_000, 10
     labels = rng.integers(0, k, n)
@@ -594,7 +595,7 @@ def views_rows(s: Settings) -> list[Row]:
     x = torch.randn(12, 3, 32, 32)
     vit, conv = project_tinyvit().eval(), cnn().eval()
 
-    def page_of_maps() -> None:  # one batch per model, as tinyvit.ui_views.page_maps does
+    def page_of_maps() -> None:  # one batch per model, as tinyvit.app.views.page_maps does
         own_maps(vit, "vit", x)
         own_maps(conv, "cnn", x)
 
@@ -637,9 +638,9 @@ def sweep_rows(s: Settings) -> list[Row]:
     sample, model check, run folder, watching, pruning checks, tell) against the process's own."""
     import tempfile
 
-    from .sweep import study as sweeps
-    from .sweep.table import machinery_seconds
-    from .sweep.worker import Worker
+    from ..sweep import study as sweeps
+    from ..sweep.table import machinery_seconds
+    from ..sweep.worker import Worker
     with tempfile.TemporaryDirectory(prefix="tinyvit-bench-sweep-") as tmp:
         sweeps.create("bench", "digits", "tinyvit", space="tinyvit-small", trials=2 if s.subset else 3, epochs=1,
                       pruner="none", runs_root=tmp, subset=s.subset or 20, threads=torch.get_num_threads())
@@ -659,10 +660,10 @@ def sweep_rows(s: Settings) -> list[Row]:
 def explain_rows(s: Settings) -> list[Row]:
     """One image through all cheap methods, ScoreCAM alone (p50 of repeats), and the whole
     faithfulness measurement (nothing written) on the demo shapes runs."""
-    from .explain import explain_batch, methods_for
-    from .faithfulness import evaluate, test_images
-    from .inference import load_run
-    from .runs import DEMO_ROOT
+    from ..explain import explain_batch, methods_for
+    from ..faithfulness import evaluate, test_images
+    from ..inference import load_run
+    from ..runs import DEMO_ROOT
     rows = []
     for name in ("demo-shapes-tinyvit", "demo-shapes-cnn"):
         loaded = load_run(DEMO_ROOT / name)
@@ -754,7 +755,7 @@ def parse_sections(text: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tinyvit.bench", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m tinyvit.tools.bench", description=__doc__.split("\n")[0])
     p.add_argument("--only", type=parse_sections, default=list(SECTIONS), metavar="S1,S2",
                    help=f"sections to run, from: {', '.join(SECTIONS)} (default: all)")
     p.add_argument("--quick", action="store_true", help="tiny settings: checks that it runs, not speed")
@@ -762,7 +763,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads (default: all cores)")
     p.add_argument("--target", type=float, metavar="F", help="accuracy target (default 0.97)")
     args = p.parse_args(argv)
-    from .engine import set_threads
+    from ..training.loop import set_threads
     set_threads(args.threads)
     s = Settings.quick() if args.quick else Settings()
     if args.target is not None:

@@ -9,7 +9,7 @@ cores the team waits for its slowest thread. Measured on the 2-core development 
 threads 283 (1.65x), two threads each running half the batch on one core 323 (1.88x). On the
 same machine while two other trainings ran, two intra-op threads fell to 11-17 images/s
 and the split step kept 55-71: its threads do not synchronise inside the step at all.
-`python -m tinyvit.bench` shows both ways side by side.
+`python -m tinyvit.tools.bench` shows both ways side by side.
 
 What is trained does not change: every chunk's loss is weighted by its share of the batch,
 so the summed gradients are those of the batch mean; the gradients are summed in chunk
@@ -30,7 +30,7 @@ import torch
 import torch.nn as nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from .models.dropout import use_generator
+from ..models.dropout import use_generator
 
 # Below ~16 images a chunk the per-operation overhead dominates; one chunk per core above.
 MIN_CHUNK = 16
@@ -85,6 +85,18 @@ def plan(batch: int, threads: int) -> tuple[int, int]:
     return chunks, max(1, threads // chunks)
 
 
+def autocast_forward(model: nn.Module, x: torch.Tensor, device: torch.device, amp: bool) -> torch.Tensor:
+    """The model's forward, under bf16 autocast when `amp` (on a GPU)."""
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+        return model(x)
+
+
+def unwrapped(model: nn.Module) -> nn.Module:
+    """The model inside torch.compile's and DistributedDataParallel's wrappers."""
+    model = getattr(model, "_orig_mod", model)
+    return getattr(model, "module", model)
+
+
 class TrainStep:
     """`step(x, y) -> (loss, logits)`, both detached; updates the model's parameters."""
 
@@ -99,10 +111,11 @@ class TrainStep:
         self._pool: ThreadPoolExecutor | None = None
         if device.type == "cpu":
             keep_freed_memory()
+        if hasattr(unwrapped(model), "fast_training"):
+            unwrapped(model).fast_training()
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            return self.model(x)
+        return autocast_forward(self.model, x, self.device, self.amp)
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         chunks, intra = plan(len(y), self.threads) if self.split else (1, self.threads)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .runs import default_root
+from ..runs import default_root
 
 # Free CPU Space: 2 vCPUs. 30 epochs of digits or shapes take a few minutes there; the
 # slides' 100 CIFAR epochs would take hours, so long runs belong on a GPU, then the Hub.
@@ -85,7 +85,7 @@ def space_notice(token_set: bool | None = None) -> str | None:
                 "restarts or goes to sleep. Push a finished run to the Hugging Face Hub to keep it, "
                 "and load it back by its repo id.")
     if token_set is None:
-        from .hub import hub_token
+        from ..hub import hub_token
         token_set = hub_token() is not None
     if not token_set:
         disk += " To push, add an `HF_TOKEN` secret (a token with write access) in the Space's settings."

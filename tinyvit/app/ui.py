@@ -12,15 +12,15 @@ import streamlit as st
 from PIL import Image
 
 from . import owner, space
-from .config import ConfigError
-from .data import DATASETS, DatasetError
-from .inference import ImageError
-from .models import MODELS, ModelError
-from .runs import Run, RunError, list_runs
-from .report import origin
+from ..training.config import ConfigError
+from ..data import DATASETS, DatasetError
+from ..inference import ImageError
+from ..models import ModelError
+from ..runs import Run, RunError, list_runs
+from .tables import model_title, origin
 
 try:  # the Hub is optional: without it (or its dependencies) every page still works
-    from . import hub
+    from .. import hub
 except ImportError:
     hub = None
 
@@ -40,28 +40,8 @@ DELETED = "deleted_run"   # session key: a run this session deleted (no "it vani
 DISPLAY_PX = 192          # tiny dataset images are shown enlarged, pixel-sharp
 
 
-ROUTED = "_tinyvit_routed"  # session key: app.py (the router) has run in this session
-
-
-def mark_routed() -> None:
-    """Called by app.py on every run, before it runs the page."""
-    st.session_state[ROUTED] = True
-
-
-def require_router() -> None:
-    """Run this page through app.py. Until st.navigation has been called once in the server
-    process, Streamlit treats pages/ as a legacy pages directory and runs a deep link such as
-    /train as a script of its own, without app.py's frame (layout, navigation, job list).
-    Turning that mode off and rerunning routes the same URL through app.py."""
-    if st.session_state.get(ROUTED):
-        return
-    from streamlit.runtime.pages_manager import PagesManager
-    PagesManager.uses_pages_directory = False
-    st.rerun()
-
-
 # -- on a Hugging Face Space --------------------------------------------------------------
-OWNER_COOKIE = "tinyvit_owner"  # the browser's owner token (tinyvit.owner), kept by the browser
+OWNER_COOKIE = "tinyvit_owner"  # the browser's owner token (tinyvit.app.owner), kept by the browser
 OWNER_PARAM = "owner"           # the same token in the URL, until the browser has the cookie
 OWNER_KEY = "_tinyvit_owner"    # session key: this session's token
 ADMIN_KEY = "_tinyvit_admin"   # session key: what this session typed as the admin token
@@ -167,7 +147,7 @@ def run_label(run: Run) -> str:
         cfg = run.config()
     except RunError:
         return f"{run.name} · " + ("damaged" if run.exists else "deleted")
-    model = MODELS[cfg["model"]].title if cfg.get("model") in MODELS else cfg.get("model", "?")
+    model = model_title(cfg)
     what = f"{model} on {DATASETS[cfg['dataset']].title if cfg.get('dataset') in DATASETS else cfg.get('dataset', '?')}"
     source = origin(run)
     return f"{run.name} · {what}" + (f" · {source}" if source else "")
@@ -247,11 +227,6 @@ def enlarge(img: Image.Image, size: int = DISPLAY_PX) -> Image.Image:
         return img
     scale = size / max(img.size)
     return img.resize((round(img.width * scale), round(img.height * scale)), Image.NEAREST)
-
-
-def no_runs_hint(what: str = "Train a model first") -> None:
-    st.info(f"No runs to show yet. {what} on the Train page.", icon=":material/info:")
-    st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
 
 
 # -- the Hugging Face Hub ---------------------------------------------------------------

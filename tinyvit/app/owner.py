@@ -16,8 +16,8 @@ import os
 import re
 import secrets
 
-from .checkpoint import atomic_write_text
-from .runs import Run
+from ..checkpoint import atomic_write_text
+from ..runs import Run
 from .space import on_space
 
 OWNER_FILE = "owner.json"

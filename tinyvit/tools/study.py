@@ -1,8 +1,8 @@
 """The recipe and data-scaling studies behind the README's tables: rows of ordinary train.py runs.
 
-    python -m tinyvit.study recipes --dataset fashion-mnist --epochs 30 --runs-root ~/study
-    python -m tinyvit.study scaling --sizes 300 1000 3000 10000 --runs-root ~/study
-    python -m tinyvit.study table --runs-root ~/study
+    python -m tinyvit.tools.study recipes --dataset fashion-mnist --epochs 30 --runs-root ~/study
+    python -m tinyvit.tools.study scaling --sizes 300 1000 3000 10000 --runs-root ~/study
+    python -m tinyvit.tools.study table --runs-root ~/study
 
 Each row is one run folder named after it, trained by train.py in its own process, one row at a
 time (two trainings on a 2-core machine only slow each other down). Run the same command again
@@ -18,14 +18,15 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import _SLIDES_VIT, recipe_settings
-from .models import model_kind
+from ..models import model_kind
+from ..models.vit import SLIDES_ENCODER
+from ..training.config import recipe_settings
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
-# The slides' TinyViT shape (tinyvit.config) for every ViT-family row.
+# The slides' TinyViT shape for every ViT-family row.
 SLIDES_VIT = tuple(flag for k in ("embed_dim", "num_heads", "num_layers", "mlp_dim")
-                   for flag in (f"--{k.replace('_', '-')}", str(_SLIDES_VIT[k])))
+                   for flag in (f"--{k.replace('_', '-')}", str(SLIDES_ENCODER[k])))
 RECIPE_ROWS = (("tinyvit", "slides"), ("tinyvit", "plus"), ("tinyvit-conv", "plus"),
                ("cnn", "slides"), ("cnn", "plus"))
 
@@ -123,7 +124,7 @@ def table(root: Path) -> str:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m tinyvit.study", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="python -m tinyvit.tools.study", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("recipes", help="the slides' recipe against the improved one, ViT family and CNN")

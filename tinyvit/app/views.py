@@ -1,6 +1,6 @@
 """The comparison views of the Metrics and Compare pages, in Streamlit: a confusion cell's
 images, the disagreements of two runs, and the learning timeline. The logic lives in
-tinyvit.drilldown and tinyvit.timeline; maps come from tinyvit.model_maps and are cached
+tinyvit.app.drilldown and tinyvit.timeline; maps come from tinyvit.model_maps and are cached
 per run, image and method, so moving a slider or changing colours never recomputes one."""
 from __future__ import annotations
 
@@ -12,12 +12,14 @@ import streamlit as st
 import torch
 from plotly.colors import sample_colorscale
 
-from . import analysis, appdata, drilldown, timeline, ui, view_charts
+from . import analysis, cache, drilldown, ui, view_charts
+from .. import timeline
 from .drilldown import Predictions
-from .explain import uint8_to_pil
+from .tables import class_name
+from ..explain import uint8_to_pil
 from .heatmap import overlay
-from .model_maps import method_title, own_maps
-from .runs import ACTIVE, Run
+from ..model_maps import method_title, own_maps
+from ..runs import ACTIVE, Run
 from .test_images import TestImages, from_dataset, from_samples
 
 TILE_PX = 112
@@ -48,7 +50,7 @@ def _test_images(path: str, mtime: int) -> TestImages | None:
     run = Run(Path(path))
     p = drilldown.predictions_of(run)
     found = from_dataset(run.config(), p.labels) if p is not None else None
-    return found or from_samples(run.file(appdata.SAMPLES))
+    return found or from_samples(run.file(cache.SAMPLES))
 
 
 def test_images(run: Run) -> TestImages | None:
@@ -58,7 +60,7 @@ def test_images(run: Run) -> TestImages | None:
 @st.cache_data(max_entries=512, show_spinner=False)
 def _page_maps(path: str, weights_mtime: int, indices: tuple[int, ...], method: str) -> dict:
     run = Run(Path(path))
-    loaded = appdata.load_model(run)
+    loaded = cache.load_model(run)
     images = test_images(run)
     x = loaded.preprocess.normalize(torch.stack([images.image(i) for i in indices]))
     with analysis._LOCK:  # cached models are shared; Grad-CAM hooks and runs backward on them
@@ -77,10 +79,6 @@ def page_maps(run: Run, indices) -> dict[int, tuple[np.ndarray, np.ndarray]]:
 
 
 # -- pieces ------------------------------------------------------------------------------------
-def _name(names: list[str], i: int) -> str:
-    return names[i] if 0 <= i < len(names) else f"class {i}"
-
-
 def _tile(heat: np.ndarray, images: TestImages, index: int, style: dict, caption: str) -> None:
     st.image(overlay(uint8_to_pil(images.image(index)), torch.from_numpy(heat), style["colormap"],
                      style["opacity"], size=TILE_PX), caption=caption, width=TILE_PX)
@@ -115,7 +113,7 @@ def _cell_colours(frame: pd.DataFrame) -> pd.DataFrame:
 def cell_picker(matrix, class_names: list[str], key: str) -> tuple[int, int] | None:
     """The confusion matrix as a table; a click on a cell returns (true, predicted)."""
     k = len(matrix)
-    columns = [_name(class_names, j) for j in range(k)]
+    columns = [class_name(class_names, j) for j in range(k)]
     if len(set(columns)) < k:
         columns = [f"{j}: {c}" for j, c in enumerate(columns)]
     frame = pd.DataFrame(np.asarray(matrix, dtype=int), index=[f"true {c}" for c in columns], columns=columns)
@@ -152,7 +150,7 @@ def drilldown_section(runs: list[Run], key: str) -> None:
         return
     true, pred = picked
     idx = drilldown.cell(p, true, pred)
-    what = f"true **{_name(names, true)}**, predicted **{_name(names, pred)}**"
+    what = f"true **{class_name(names, true)}**, predicted **{class_name(names, pred)}**"
     if len(idx) == 0:
         st.info(f"No test image is in this cell ({what}).", icon=":material/info:")
         return
@@ -179,7 +177,7 @@ def drilldown_section(runs: list[Run], key: str) -> None:
                 top = int(np.argmax(probs))
                 tag = f"{'AB'[r]}: " if len(pair) > 1 else ""
                 with cols[j * len(pair) + r]:
-                    _tile(heat, images, index, style, f"{tag}{_name(names, top)} {probs[top]:.0%} · #{index}")
+                    _tile(heat, images, index, style, f"{tag}{class_name(names, top)} {probs[top]:.0%} · #{index}")
 
 
 # -- disagreements ---------------------------------------------------------------------------
@@ -224,13 +222,13 @@ def disagreement_section(a: Run, b: Run, key: str = "dis") -> None:
         cols = st.columns([1, 1, 2, 1, 2], vertical_alignment="center")
         label = int(pa.labels[index])
         cols[0].image(ui.enlarge(uint8_to_pil(images.image(index)), TILE_PX), width=TILE_PX,
-                      caption=f"#{index} · true {_name(names, label)}")
+                      caption=f"#{index} · true {class_name(names, label)}")
         for tag, c in (("A", 1), ("B", 3)):
             probs, heat = maps[tag][int(index)]
             with cols[c]:
                 _tile(heat, images, index, style, tag)
             cols[c + 1].markdown("  \n".join(
-                f"{'**' if k == label else ''}{_name(names, k)}{'**' if k == label else ''}: {v:.1%}"
+                f"{'**' if k == label else ''}{class_name(names, k)}{'**' if k == label else ''}: {v:.1%}"
                 for k, v in drilldown.top_k(probs, 3)))
 
 
@@ -307,7 +305,7 @@ def _timeline_view(path: str, active: bool, ticking: bool) -> None:
                 pred, conf = int(t.preds[row, j]), float(t.confidences[row, j])
                 mark = "✓" if pred == int(t.labels[j]) else "✗"
                 cols[j - start].image(overlay(img, heat, "Jet", 0.45, size=80), width=80,
-                                      caption=f"{_name(names, int(t.labels[j]))}→{_name(names, pred)} {mark} {conf:.0%}")
+                                      caption=f"{class_name(names, int(t.labels[j]))}→{class_name(names, pred)} {mark} {conf:.0%}")
     with right:
         acc = np.trace(t.confusion[row]) / max(1, t.confusion[row].sum())
         st.plotly_chart(view_charts.confusion_at(t.confusion[row], names, f"validation, epoch {epoch}: "
