@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from tinyvit.app import (analysis, cache, charts, faithview, navigation, run_choice, tables, ui, views,
-                         view_charts)
+from tinyvit.app import (analysis, cache, charts, faithview, navigation, run_choice, scaling, tables, ui,
+                         views, view_charts)
 from tinyvit.explain import uint8_to_pil
 from tinyvit.app.heatmap import overlay
 from tinyvit.inference import MAX_UPLOAD_BYTES, ImageError, open_image
@@ -91,6 +91,17 @@ def curves(runs: list[Run]) -> None:
                         help="training time: the sum of the epochs' training seconds")
     st.plotly_chart(view_charts.curves({r.name: r.metrics() for r in runs}, [key], weight, x_axis,
                                        height=380, title=charts.label(key)), key="cmp_curves")
+
+
+def data_scaling(runs: list[Run]) -> None:
+    """Drawn only when the chosen runs of one dataset differ in training-set size."""
+    found = scaling.points(runs)
+    if not scaling.worth_drawing(found):
+        return
+    st.subheader("Test accuracy against training-set size")
+    st.plotly_chart(scaling.chart(found), key="cmp_scaling")
+    st.caption("One line per model, one point per finished run: how much each kind of model gains from more "
+               "training images (the slides: a ViT needs more data than a CNN).")
 
 
 def confusions(runs: list[Run]) -> None:
@@ -200,6 +211,7 @@ def page() -> None:
         st.warning(str(err), icon=":material/warning:")
         return
     curves(runs)
+    data_scaling(runs)
     confusions(runs)
     faithview.side_by_side(runs)
     finished = [r for r in runs if r.test_metrics()]

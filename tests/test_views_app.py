@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tinyvit.app import drilldown, run_choice
+from tinyvit.app import drilldown, run_choice, scaling
 from tinyvit import hub, timeline
 from tinyvit.runs import Run
 
@@ -217,6 +217,43 @@ def test_compare_of_different_datasets_warns_at_the_top(root):
     assert not at.exception
     assert "different datasets" in at.warning[0].value
     assert "different datasets" in text(at.info)  # the disagreement explorer explains, no exception
+
+
+def _with_train_size(run: Path, images: int, accuracy: float) -> None:
+    cfg = json.loads((run / "config.json").read_text())
+    cfg["sizes"]["train"] = images
+    (run / "config.json").write_text(json.dumps(cfg))
+    test = json.loads((run / "test_metrics.json").read_text())
+    (run / "test_metrics.json").write_text(json.dumps({**test, "accuracy": accuracy}))
+
+
+def test_compare_draws_accuracy_against_training_set_size_only_when_it_differs(root):
+    at = open_page("pages/compare.py")
+    clean(at)
+    assert "Test accuracy against training-set size" not in text(at.subheader)  # both runs: one size
+    for name in ("tiny-tinyvit", "tiny-cnn"):
+        shutil.copytree(root / name, root / f"{name}-big")
+        _with_train_size(root / f"{name}-big", 5000, 0.9 if "cnn" in name else 0.7)
+    chosen = [str(root / n) for n in ("tiny-tinyvit", "tiny-cnn", "tiny-tinyvit-big", "tiny-cnn-big")]
+    at = open_page("pages/compare.py", cmp_runs=chosen)
+    clean(at)
+    assert "Test accuracy against training-set size" in text(at.subheader)
+    found = scaling.points([Run(Path(p)) for p in chosen])
+    lines = {trace.name: trace for trace in scaling.chart(found).data}
+    assert set(lines) == {"TinyViT", "Small CNN"}
+    for trace in lines.values():
+        assert list(trace.x) == sorted(trace.x) and trace.x[-1] == 5000
+    assert lines["Small CNN"].y[-1] == 90.0 and lines["TinyViT"].y[-1] == 70.0
+
+
+def test_scaling_points_skip_unfinished_runs_and_other_datasets(root):
+    a, b = Run(root / "tiny-tinyvit"), Run(root / "tiny-cnn")
+    (b.path / "test_metrics.json").unlink()
+    assert [p.run for p in scaling.points([a, b])] == ["tiny-tinyvit"]
+    one = scaling.Point("a", "TinyViT", "Digits", 100, 0.5)
+    assert not scaling.worth_drawing([one, scaling.Point("b", "CNN", "Digits", 100, 0.6)])
+    assert not scaling.worth_drawing([one, scaling.Point("b", "CNN", "Shapes", 900, 0.6)])
+    assert scaling.worth_drawing([one, scaling.Point("b", "CNN", "Digits", 900, 0.6)])
 
 
 # -- Anatomy -----------------------------------------------------------------------------------
