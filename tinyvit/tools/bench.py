@@ -708,40 +708,32 @@ def format_table(info: dict, rows: list[Row], s: Settings) -> str:
     return "\n".join(lines)
 
 
+def train_section(s: Settings, quick: bool) -> list[Row]:
+    train = throughput_rows(s, torch.device("cpu"), "train")
+    return train + [ceiling_row(s, train[1].value, quick)]
+
+
+# Section -> (what the log says while it runs, its rows), in the order they run.
+RUNNERS: dict[str, tuple[str, Callable[[Settings, bool], list[Row]]]] = {
+    "train": ("training throughput", train_section),
+    "epoch": ("whole epochs", lambda s, q: epoch_rows(s)),
+    "predict": ("prediction latency", lambda s, q: predict_rows(s)),
+    "accuracy": ("time to accuracy on digits", lambda s, q: accuracy_rows(s)),
+    "real": ("time to accuracy on Fashion-MNIST (up to 15 minutes a row)", lambda s, q: real_rows(s)),
+    "explain": ("saliency maps and faithfulness", lambda s, q: explain_rows(s)),
+    "timeline": ("the learning timeline's cost", lambda s, q: timeline_rows(s)),
+    "views": ("the comparison views", lambda s, q: views_rows(s)),
+    "gpu": ("GPU", lambda s, q: gpu_rows(s) if torch.cuda.is_available() else []),
+    "sweep": ("a small sweep", lambda s, q: sweep_rows(s)),
+}
+
+
 def run(sections: list[str], s: Settings, quick: bool, log: Callable[[str], None]) -> list[Row]:
     rows: list[Row] = []
-    if "train" in sections:
-        log("training throughput ...")
-        train = throughput_rows(s, torch.device("cpu"), "train")
-        rows += train
-        rows.append(ceiling_row(s, train[1].value, quick))
-    if "epoch" in sections:
-        log("whole epochs ...")
-        rows += epoch_rows(s)
-    if "predict" in sections:
-        log("prediction latency ...")
-        rows += predict_rows(s)
-    if "accuracy" in sections:
-        log("time to accuracy on digits ...")
-        rows += accuracy_rows(s)
-    if "real" in sections:
-        log("time to accuracy on Fashion-MNIST (up to 15 minutes a row) ...")
-        rows += real_rows(s)
-    if "explain" in sections:
-        log("saliency maps and faithfulness ...")
-        rows += explain_rows(s)
-    if "timeline" in sections:
-        log("the learning timeline's cost ...")
-        rows += timeline_rows(s)
-    if "views" in sections:
-        log("the comparison views ...")
-        rows += views_rows(s)
-    if "gpu" in sections and torch.cuda.is_available():
-        log("GPU ...")
-        rows += gpu_rows(s)
-    if "sweep" in sections:
-        log("a small sweep ...")
-        rows += sweep_rows(s)
+    for name, (what, rows_of) in RUNNERS.items():
+        if name in sections:
+            log(f"{what} ...")
+            rows += rows_of(s, quick)
     return rows
 
 
