@@ -13,6 +13,7 @@ from tinyvit.explain import uint8_to_pil
 from tinyvit.app.heatmap import overlay
 from tinyvit.inference import MAX_UPLOAD_BYTES, ImageError, open_image
 from tinyvit.runs import Run, RunError
+from tinyvit.samples import first_right
 
 KEY = "cmp_runs"
 PER_ROW = 3
@@ -185,6 +186,7 @@ def _sample(runs: list[Run]):
         return f"#{int(samples['indices'][i])} · {names[label] if label < len(names) else label}"
 
     i = c[1].selectbox("Test image", range(len(samples["labels"])), format_func=describe,
+                       index=first_right(samples),
                        key=f"cmp_sample_{source.name}", help="the run's saved test images: its most "
                        "confident mistakes first, then a few of each class")
     label = int(samples["labels"][i])

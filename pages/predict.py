@@ -9,6 +9,7 @@ from tinyvit.app import analysis, cache, charts, navigation, tables, ui
 from tinyvit.explain import METHODS, uint8_to_pil
 from tinyvit.app.heatmap import COLORMAPS, colour_bar, overlay
 from tinyvit.inference import MAX_UPLOAD_BYTES, ImageError, LoadedRun, open_image
+from tinyvit.samples import first_right
 
 IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif"]
 MAX_IMAGE_MB = MAX_UPLOAD_BYTES // 2 ** 20
@@ -58,7 +59,7 @@ def sample_images(run, loaded: LoadedRun) -> list[tuple[str, object, str | None]
         mark = "" if label == pred else f" (predicted {tables.class_name(names, pred)})"
         return f"#{int(samples['indices'][i])} · {tables.class_name(names, label)}{mark}"
 
-    picked = st.multiselect("Test images", list(range(len(samples["labels"]))), default=[0],
+    picked = st.multiselect("Test images", list(range(len(samples["labels"]))), default=[first_right(samples)],
                             format_func=describe, key=f"pred_samples_{run.name}",
                             help="Test images saved with the run: its most confident mistakes first, "
                                  "then a few of each class.")
@@ -111,7 +112,8 @@ def show_prediction(i: int, loaded: LoadedRun, title: str, image, truth: str | N
     with cols[2]:
         verdict = f"**{tables.class_name(loaded.class_names, top)}** · {float(probs.max()):.1%}"
         if truth is not None:
-            verdict += " ✅" if truth == tables.class_name(loaded.class_names, top) else f" ❌ (true: {truth})"
+            right = truth == tables.class_name(loaded.class_names, top)
+            verdict += " :green[:material/check_circle:]" if right else f" :red[:material/cancel:] (true: {truth})"
         st.markdown(verdict)
         st.plotly_chart(charts.topk_bar(probs.tolist(), loaded.class_names, k), key=f"topk_{i}")
     reasons = analysis.cautions(loaded, image, x)

@@ -378,6 +378,28 @@ def test_cnn_predicts_on_saved_test_images_with_the_cam_family(runs_root):
     assert not any("attention" in c.lower() for c in captions)
 
 
+def test_predict_and_compare_open_on_a_test_image_the_model_got_right(runs_root):
+    from tinyvit.samples import first_right, load_samples
+    run = runs_root / "tiny-cnn"
+    samples = load_samples(run / "samples.safetensors")
+    right = first_right(samples)
+    assert int(samples["labels"][right]) == int(samples["preds"][right])
+    # The saved images start with the most confident mistakes, so the first one is wrong.
+    assert int(samples["labels"][0]) != int(samples["preds"][0]) and right > 0
+    at = page("pages/predict.py")
+    at.selectbox(key="picker_predict").set_value(str(run)).run()
+    at.radio(key="pred_source").set_value("The run's test images").run()
+    assert_clean(at)
+    assert at.multiselect(key="pred_samples_tiny-cnn").value == [right]
+    verdict = [m.value for m in at.markdown if "material/check_circle" in m.value or "material/cancel" in m.value]
+    assert verdict and "check_circle" in verdict[0]
+    at = page("pages/compare.py")
+    at.radio(key="cmp_source").set_value("A test image from a run").run()
+    at.selectbox(key="cmp_sample_run").set_value(str(run)).run()
+    assert_clean(at)
+    assert at.selectbox(key="cmp_sample_tiny-cnn").value == right
+
+
 def bomb() -> bytes:
     """A PNG of 1-bit pixels over PIL's pixel limit: tiny on disk, huge decoded."""
     side = int((Image.MAX_IMAGE_PIXELS * 1.2) ** 0.5)

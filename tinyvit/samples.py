@@ -59,3 +59,10 @@ def load_samples(path: Path) -> dict[str, torch.Tensor] | None:
         return load_file(str(path))
     except Exception:  # a damaged samples file only hides the gallery
         return None
+
+
+def first_right(samples: dict[str, torch.Tensor]) -> int:
+    """Position of the first saved test image the model got right (0 if it got none right): the
+    pages open on it, so a first look shows the model working, not its worst mistake."""
+    right = (samples["labels"] == samples["preds"]).nonzero()
+    return int(right[0, 0]) if len(right) else 0
