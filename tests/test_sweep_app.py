@@ -101,7 +101,9 @@ def test_define_launch_watch_stop_resume_and_open_the_best_trial(app_env):
     assert at.selectbox(key="sw_dataset").value == "digits"
     at.radio(key="sw_how").set_value("small models")
     at.number_input(key="sw_trials").set_value(1)
-    at.number_input(key="sw_epochs").set_value(30)
+    # 100 short epochs: a window of several seconds in which the trial is seen running and
+    # stopped, however long the app takes to render (30 could all pass between two renders).
+    at.number_input(key="sw_epochs").set_value(100)
     at.number_input(key="sw_subset").set_value(20)
     at.number_input(key="sw_threads").set_value(1)
     at.selectbox(key="sw_pruner").set_value("none")
@@ -109,8 +111,12 @@ def test_define_launch_watch_stop_resume_and_open_the_best_trial(app_env):
     clean(at)
     assert any("Launched sweep **ui-sweep**" in s.value for s in at.success)
     run_dir = app_env / "runs" / "ui-sweep-t0000"
-    # Watch: the live table shows the trial running, with its epochs coming in.
-    wait_until(at, lambda: (table(at) or [{}])[0].get("state") == "running" and (run_dir / "checkpoint.safetensors").is_file())
+    # Watch: the live table shows the trial running, with its epochs coming in. The disk is
+    # watched first (cheap, every 0.1 s), then the page is drawn once to see the same.
+    end = time.monotonic() + 240
+    while not (run_dir / "checkpoint.safetensors").is_file() and time.monotonic() < end:
+        time.sleep(0.1)
+    wait_until(at, lambda: (table(at) or [{}])[0].get("state") == "running")
     button(at, "Stop sweep").click().run()
     wait_until(at, lambda: (table(at) or [{}])[0].get("state") == "stopped" and not live_workers("ui-sweep"))
     status = json.loads((run_dir / "status.json").read_text())
@@ -119,7 +125,7 @@ def test_define_launch_watch_stop_resume_and_open_the_best_trial(app_env):
     button(at, "Resume sweep").click().run()
     wait_until(at, lambda: [r["state"] for r in table(at)] == ["stopped", "finished"])
     rows = table(at)
-    assert rows[1]["run"] == "ui-sweep-t0000" and rows[1]["epochs"] == 30
+    assert rows[1]["run"] == "ui-sweep-t0000" and rows[1]["epochs"] == 100
     assert [t.label for t in at.tabs] == ["History", "Parallel coordinates", "Importances",
                                          "Intermediate values", "Accuracy vs parameters"]
     button(at, "Open best trial in Metrics").click().run()
