@@ -153,7 +153,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         # The preset's hyperparameters belong to its own model (a TinyViT's heads mean nothing to a CNN).
         preset = {k: v for k, v in preset.items() if k != "model_hparams"}
     dataset = flags.get("dataset", preset.get("dataset", TrainConfig.dataset))
-    values = {**defaults_for(dataset), **preset}
+    model = flags.get("model", preset.get("model", TrainConfig.model))
+    values = {**defaults_for(dataset, model), **preset}
     hparams = dict(values.get("model_hparams", {}))
     for key in MODEL_FLAGS:
         if key in flags:

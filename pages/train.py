@@ -26,17 +26,21 @@ DATASET_NOTE = "tf__dataset_note"  # session key: what the last dataset change r
 # Widget keys of the training settings (prefix tf_; model hyperparameters: hp_<model>_<name>).
 SETTINGS = dict(tf_epochs="epochs", tf_batch="batch_size", tf_lr="lr", tf_wd="weight_decay",
                 tf_ls="label_smoothing", tf_schedule="schedule", tf_warmup="warmup_epochs",
-                tf_augment="augment", tf_seed="seed")
+                tf_erasing="random_erasing", tf_augment="augment", tf_seed="seed")
 LABELS = dict(tf_epochs="epochs", tf_batch="batch size", tf_lr="learning rate", tf_wd="weight decay",
               tf_ls="label smoothing", tf_schedule="LR schedule", tf_warmup="warmup epochs",
-              tf_augment="augmentation", tf_seed="seed")
+              tf_erasing="random erasing", tf_augment="augmentation", tf_seed="seed")
+# Model hyperparameters a dataset's default recipe may set (the "plus" recipe: no ViT dropout);
+# refilled with the settings above when the dataset or the model changes.
+RECIPE_HPARAMS = ("dropout",)
 
 
 # -- the form's state ---------------------------------------------------------------------
-def form_defaults(dataset: str, preset: str | None = None) -> dict:
-    """What the form shows for `dataset`: TrainConfig's defaults, then the dataset's (the
-    slides' setup, or the small-data recipe for the offline datasets), then the preset."""
-    values = {**TrainConfig().to_dict(), **defaults_for(dataset)}
+def form_defaults(dataset: str, preset: str | None = None, model: str | None = None) -> dict:
+    """What the form shows for `model` on `dataset`: TrainConfig's defaults, then the dataset's
+    (the slides' setup, the small-data recipe for the offline datasets, the "plus" recipe for
+    Fashion-MNIST), then the preset."""
+    values = {**TrainConfig().to_dict(), **defaults_for(dataset, model)}
     if preset:
         values.update(apply_preset(preset))
     return values
@@ -50,7 +54,8 @@ def _widget_values(values: dict) -> dict:
         if name == "epochs":
             value = _capped_epochs(value)
         # Streamlit keeps a number input's type: floats stay floats, whole numbers ints.
-        out[key] = float(value) if name in ("lr", "weight_decay", "label_smoothing", "warmup_epochs") else value
+        out[key] = float(value) if name in ("lr", "weight_decay", "label_smoothing", "warmup_epochs",
+                                            "random_erasing") else value
     return out
 
 
@@ -94,21 +99,40 @@ def _hp_widget_value(name: str, value):
 def _on_dataset() -> None:
     """The new dataset's defaults, except for the settings the user changed: those are kept,
     and the form says which were reset and which kept."""
-    dataset = st.session_state["tf_dataset"]
+    _refill(DATASETS[st.session_state["tf_dataset"]].title)
+
+
+def _on_model() -> None:
+    """Another model: its defaults on this dataset (Fashion-MNIST's recipe differs for a ViT
+    and a CNN), the user's changes kept as for a dataset change."""
+    _refill(f"{MODELS[st.session_state['tf_model']].title} on {DATASETS[st.session_state['tf_dataset']].title}")
+
+
+def _refill(what: str) -> None:
+    dataset, model = st.session_state["tf_dataset"], st.session_state["tf_model"]
     filled = st.session_state.get(FILLED, {})
     edited = {key for key in SETTINGS if key in filled and st.session_state.get(key) != filled[key]}
     before = {key: st.session_state.get(key) for key in SETTINGS}
-    _set_settings(form_defaults(dataset), keep=edited)
+    values = form_defaults(dataset, model=model)
+    _set_settings(values, keep=edited)
+    _set_recipe_hparams(model, values.get("model_hparams", {}))
     st.session_state["tf_preset"] = CUSTOM
     reset = [f"{LABELS[k]} {_show(before[k])} → {_show(st.session_state[k])}" for k in SETTINGS
              if k not in edited and before[k] != st.session_state[k]]
     notes = []
     if reset:
-        notes.append(f"Set to {DATASETS[dataset].title}'s defaults: {', '.join(reset)}.")
+        notes.append(f"Set to {what}'s defaults: {', '.join(reset)}.")
     if edited:
         notes.append("Kept your " + ", ".join(f"{LABELS[k]} ({_show(st.session_state[k])})" for k in SETTINGS
                                               if k in edited) + ".")
     st.session_state[DATASET_NOTE] = " ".join(notes) or None
+
+
+def _set_recipe_hparams(model: str, hparams: dict) -> None:
+    """The recipe's model hyperparameters, or the registry's default where it sets none."""
+    for hp in RECIPE_HPARAMS:
+        if hp in MODELS[model].hparams:
+            st.session_state[f"hp_{model}_{hp}"] = hparams.get(hp, MODELS[model].hparams[hp])
 
 
 def _show(value) -> str:
@@ -116,12 +140,12 @@ def _show(value) -> str:
 
 
 def _on_preset() -> None:
-    """Fill the form from one of the slides' presets."""
+    """Fill the form from a preset: the study's (seed-*) or the improved recipe's (plus-*)."""
     name = st.session_state["tf_preset"]
     st.session_state[DATASET_NOTE] = None
     if name == CUSTOM:
         return
-    values = form_defaults(PRESETS[name]["dataset"], name)
+    values = form_defaults(PRESETS[name]["dataset"], name, PRESETS[name]["model"])
     st.session_state["tf_dataset"] = values["dataset"]
     st.session_state["tf_model"] = values["model"]
     _set_settings(values)
@@ -198,11 +222,14 @@ def training_settings() -> None:
                    help="constant = the study; cosine decays to 0 (the small-data recipe)")
     c[1].number_input("Warmup epochs", min_value=0.0, max_value=100.0, step=0.5, format="%.1f",
                       key="tf_warmup", help="linear warmup before the schedule")
-    c[0].number_input("Label smoothing", min_value=0.0, max_value=0.9, step=0.05, key="tf_ls")
-    c[1].number_input("Seed", min_value=0, max_value=2 ** 31 - 1, step=1, key="tf_seed")
-    c[0].number_input("Images per class", min_value=0, max_value=100_000, step=10, key="tf_subset",
+    c[0].number_input("Random erasing", min_value=0.0, max_value=1.0, step=0.05, format="%.2f", key="tf_erasing",
+                      help="share of training images with one random rectangle blanked (Zhong et al. 2020); "
+                           "0 = off, the study")
+    c[1].number_input("Label smoothing", min_value=0.0, max_value=0.9, step=0.05, key="tf_ls")
+    c[0].number_input("Seed", min_value=0, max_value=2 ** 31 - 1, step=1, key="tf_seed")
+    c[1].number_input("Images per class", min_value=0, max_value=100_000, step=10, key="tf_subset",
                       help="0 = all; a small number makes a quick run")
-    c[1].number_input("CPU threads", min_value=0, max_value=limits["threads"] or 256, step=1, key="tf_threads",
+    c[0].number_input("CPU threads", min_value=0, max_value=limits["threads"] or 256, step=1, key="tf_threads",
                       help=f"0 = {limits['threads']}, the most allowed here" if limits["threads"] else "0 = all cores")
     st.toggle("Augmentation", key="tf_augment", help="the dataset's flips/crops/shifts while training")
 
@@ -221,11 +248,13 @@ def dataset_availability(dataset: str) -> None:
 def launch_form() -> None:
     st.subheader("New training run")
     st.selectbox("Start from", [CUSTOM, *PRESETS], key="tf_preset", on_change=_on_preset,
-                 help="The study's setups (CIFAR-10/100, STL-10; they need the dataset files or a download)")
+                 help="seed-*: the study's setups (CIFAR-10/100, STL-10; they need the dataset files or a "
+                      "download); plus-*: the improved recipe (see the README's recipe study)")
     c = st.columns(2)
     c[0].selectbox("Dataset", list(DATASETS), key="tf_dataset", on_change=_on_dataset,
                    format_func=lambda d: DATASETS[d].title + ("" if offline_source(d) else " (download)"))
-    c[1].selectbox("Model", list(MODELS), key="tf_model", format_func=lambda m: MODELS[m].title)
+    c[1].selectbox("Model", list(MODELS), key="tf_model", on_change=_on_model,
+                   format_func=lambda m: MODELS[m].title)
     dataset, model = st.session_state["tf_dataset"], st.session_state["tf_model"]
     if st.session_state.get(DATASET_NOTE):
         st.info(st.session_state[DATASET_NOTE], icon=":material/tune:")

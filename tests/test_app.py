@@ -178,7 +178,8 @@ def test_every_page_has_its_widgets(runs_root, path, widgets):
 
 # -- Train ---------------------------------------------------------------------------------
 FORM = {"tf_epochs": "epochs", "tf_batch": "batch_size", "tf_lr": "lr", "tf_schedule": "schedule",
-        "tf_warmup": "warmup_epochs", "tf_wd": "weight_decay", "tf_ls": "label_smoothing"}
+        "tf_warmup": "warmup_epochs", "tf_wd": "weight_decay", "tf_ls": "label_smoothing",
+        "tf_erasing": "random_erasing"}
 
 
 def form_values(at: AppTest) -> dict:
@@ -201,6 +202,33 @@ def test_train_form_starts_from_the_dataset_defaults_and_presets():
     assert at.selectbox(key="tf_dataset").value == "stl10"
     assert at.selectbox(key="hp_tinyvit_norm").value == "post"
     assert at.number_input(key="hp_tinyvit_patch_size").value == 8
+    assert_clean(at)
+
+
+def test_fashion_mnist_starts_from_the_plus_recipe_of_the_chosen_model():
+    at = page("pages/train.py")
+    at.selectbox(key="tf_dataset").set_value("fashion-mnist").run()
+    # TinyViT: the demo TinyViT's recipe (batch 64, 5e-4, cosine after 1 warmup epoch, no dropout).
+    assert form_values(at) == pytest.approx({**{k: 0.0 for k in FORM.values()},
+                                             **{k: v for k, v in defaults_for("fashion-mnist", "tinyvit").items()
+                                                if k in FORM.values()}})
+    assert (form_values(at)["batch_size"], form_values(at)["lr"], form_values(at)["schedule"]) == (64, 5e-4, "cosine")
+    assert at.number_input(key="hp_tinyvit_dropout").value == 0.0
+    # The CNN's own: batch 128, 1e-3, random erasing 0.25; the note says what changed.
+    at.selectbox(key="tf_model").set_value("cnn").run()
+    assert_clean(at)
+    values = form_values(at)
+    assert (values["batch_size"], values["lr"], values["random_erasing"]) == (128, 1e-3, 0.25)
+    assert "Set to Small CNN on Fashion-MNIST's defaults" in texts(at.info) and "batch size 64 → 128" in texts(at.info)
+    # Back on digits: its small-data recipe, no random erasing, TinyViT's dropout the registry's.
+    at.selectbox(key="tf_model").set_value("tinyvit").run()
+    at.selectbox(key="tf_dataset").set_value("digits").run()
+    assert form_values(at)["random_erasing"] == 0.0 and form_values(at)["batch_size"] == 32
+    assert at.number_input(key="hp_tinyvit_dropout").value == 0.1
+    # A plus-* preset fills the form with the recipe and the slides' model shape.
+    at.selectbox(key="tf_preset").set_value("plus-fashion-mnist-cnn").run()
+    assert (at.selectbox(key="tf_model").value, form_values(at)["epochs"], form_values(at)["random_erasing"]) == \
+        ("cnn", 15, 0.25)
     assert_clean(at)
 
 

@@ -31,8 +31,17 @@ def test_every_row_is_a_valid_train_py_run_with_its_recipe():
         assert cfg.epochs == 30 and cfg.dataset == "fashion-mnist"
     slides, plus = config_of(rows[0]), config_of(rows[1])
     assert (slides.lr, slides.batch_size, slides.schedule, slides.model_hparams["norm"]) == (3e-4, 64, "constant", "post")
-    assert (plus.lr, plus.batch_size, plus.schedule, plus.model_hparams["norm"]) == (1e-3, 128, "cosine", "pre")
-    assert plus.random_erasing == 0.25 and "norm" not in config_of(rows[4]).model_hparams
+    assert (plus.lr, plus.batch_size, plus.schedule, plus.model_hparams["dropout"]) == (5e-4, 64, "cosine", 0.0)
+    cnn_plus = config_of(rows[4])
+    assert (cnn_plus.lr, cnn_plus.batch_size, cnn_plus.random_erasing) == (1e-3, 128, 0.25)
+    assert plus.random_erasing == 0.0 and "dropout" not in cnn_plus.model_hparams
+
+
+def test_a_cheaper_recipe_study_trains_a_subset_and_says_so_in_its_row_names():
+    rows = study.recipe_rows("fashion-mnist", 20, subset=500)
+    assert rows[0].name == "fashion-mnist-500-tinyvit-slides"
+    assert {config_of(r).subset for r in rows} == {500} and {config_of(r).epochs for r in rows} == {20}
+    assert config_of(study.recipe_rows("fashion-mnist", 20)[0]).subset is None
 
 
 def test_scaling_rows_see_the_same_number_of_images():
@@ -63,3 +72,9 @@ def test_a_study_trains_its_rows_skips_finished_ones_and_tables_them(tmp_path, m
     monkeypatch.setattr(study.subprocess, "call", lambda cmd, **kw: calls.append(cmd) or 0)
     assert study.main(["recipes", "--dataset", "digits", "--epochs", "1", "--runs-root", str(tmp_path)]) == 0
     assert calls == []                               # both rows finished: nothing retrained
+
+
+def test_the_slides_rows_owe_nothing_to_fashion_mnists_plus_defaults():
+    slides_vit, slides_cnn = (config_of(r) for r in study.recipe_rows("fashion-mnist", 5)[0::3][:2])
+    assert (slides_vit.model_hparams["dropout"], slides_vit.random_erasing, slides_vit.lr) == (0.1, 0.0, 3e-4)
+    assert (slides_cnn.random_erasing, slides_cnn.batch_size, slides_cnn.schedule) == (0.0, 64, "constant")

@@ -15,6 +15,19 @@ SETTINGS = ("dataset", "model", "epochs", "batch_size", "lr", "weight_decay", "l
             "warmup_epochs", "augment", "seed", "subset", "img_size", "val_fraction", "amp", "preset")
 
 
+def demos_in_order(runs: Sequence[Run]) -> list[Run]:
+    """The same runs, the demo runs reordered so that the featured pair leads (Fashion-MNIST,
+    then digits, then the rest; a ViT before a CNN): the first run is the one Home shows first
+    and Predict opens on. The user's own runs keep their places."""
+    def rank(run: Run) -> tuple:
+        cfg = config_or_empty(run)
+        ds = cfg.get("dataset")
+        return (DEMO_DATASETS.index(ds) if ds in DEMO_DATASETS else len(DEMO_DATASETS),
+                cfg.get("model_kind") != "vit")
+    demos = iter(sorted((r for r in runs if origin(r) == "demo"), key=rank))
+    return [next(demos) if origin(r) == "demo" else r for r in runs]
+
+
 def _task(run: Run) -> tuple:
     cfg = config_or_empty(run)
     return cfg.get("dataset"), tuple(cfg.get("class_names") or ())

@@ -11,7 +11,7 @@ from pathlib import Path
 import streamlit as st
 from PIL import Image
 
-from . import owner, space
+from . import owner, run_choice, space
 from ..training.config import ConfigError
 from ..data import DATASETS, DatasetError
 from ..inference import ImageError
@@ -130,9 +130,9 @@ def state_badge(state: str) -> None:
 
 
 def all_runs() -> list[Run]:
-    """Every run the pages offer: the runs folder and the demo runs (newest first), then
-    the runs loaded from the Hugging Face Hub."""
-    runs = list_runs()
+    """Every run the pages offer: the runs folder (newest first), the demo runs (the featured
+    pair first), then the runs loaded from the Hugging Face Hub."""
+    runs = run_choice.demos_in_order(list_runs())
     if hub is not None:
         runs += list_runs(hub.hub_runs_root())
     return runs

@@ -225,7 +225,7 @@ def to_config(settings: dict[str, Any], params: dict[str, Any]) -> TrainConfig:
     """The TrainConfig of one trial: the dataset's defaults, the sweep's fixed settings
     (epochs, subset, threads, ...), the trial's recipe, then its sampled values."""
     model = settings["model"]
-    values = {**defaults_for(settings["dataset"]), "model": model}
+    values = {**defaults_for(settings["dataset"], model), "model": model}
     for key in ("epochs", "subset", "threads", "img_size", "data_dir", "data_path", "device", "seed"):
         if settings.get(key) is not None:
             values[key] = settings[key]

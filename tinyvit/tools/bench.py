@@ -514,7 +514,7 @@ def seconds_per_epoch(dataset: str, model_name: str, timeline: bool, s: Settings
     from ..models import count_parameters
     from ..runs import create_run
     from ..training.runner import build_for, load_data, run_config
-    cfg = TrainConfig(**{**defaults_for(dataset), "model": model_name, "subset": subset,
+    cfg = TrainConfig(**{**defaults_for(dataset, model_name), "model": model_name, "subset": subset,
                          "epochs": s.timeline_epochs})
     data = load_data(cfg, log=lambda m: None)
     model, hparams = build_for(cfg, data)

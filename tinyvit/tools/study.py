@@ -55,19 +55,23 @@ def recipe_args(model: str, recipe: str) -> tuple[str, ...]:
     return ("--model", model, *(SLIDES_VIT if vit else ()), *as_flags(recipe_settings(recipe, vit)))
 
 
-def recipe_rows(dataset: str, epochs: int) -> list[Row]:
-    return [Row(f"{dataset}-{model}-{recipe}", ("--dataset", dataset, "--epochs", str(epochs),
-                                                 *recipe_args(model, recipe)))
+def recipe_rows(dataset: str, epochs: int, subset: int | None = None) -> list[Row]:
+    """One row per (model, recipe); `subset` keeps that many training images per class (a
+    cheaper study, the rows named after it)."""
+    sized = ("--subset", str(subset)) if subset else ()
+    tag = f"-{subset}" if subset else ""
+    return [Row(f"{dataset}{tag}-{model}-{recipe}", ("--dataset", dataset, *sized, "--epochs", str(epochs),
+                                                      *recipe_args(model, recipe)))
             for model, recipe in RECIPE_ROWS]
 
 
 def scaling_rows(sizes: list[int], images_seen: int) -> list[Row]:
     """Shapes at each size, every row trained on the same number of images (so the same CPU
-    budget for a model): small sets get more epochs, never fewer than 3."""
+    budget for a model): small sets get more epochs, never fewer than 2."""
     rows = []
     for per_class in sizes:
         train_images = per_class * 6 * 0.9          # 6 classes, 10% held out for validation
-        epochs = max(3, math.ceil(images_seen / train_images))
+        epochs = max(2, round(images_seen / train_images))
         for model in ("tinyvit", "cnn"):
             rows.append(Row(f"shapes-{per_class}-{model}",
                             ("--dataset", "shapes", "--generate-per-class", str(per_class), "--epochs",
@@ -130,6 +134,8 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("recipes", help="the slides' recipe against the improved one, ViT family and CNN")
     r.add_argument("--dataset", default="fashion-mnist")
     r.add_argument("--epochs", type=int, default=30, help="epochs for every row")
+    r.add_argument("--subset", type=int, default=None,
+                   help="training images per class (default: all; validation shrinks with it, the test set stays whole)")
     s = sub.add_parser("scaling", help="TinyViT against the CNN as the generated shapes data grows")
     s.add_argument("--sizes", type=int, nargs="+", default=[300, 1000, 3000, 10000],
                    help="generated training images per class")
@@ -153,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         print(table(root))
         return 0
     if args.command == "recipes":
-        rows = recipe_rows(args.dataset, args.epochs)
+        rows = recipe_rows(args.dataset, args.epochs, args.subset)
     else:
         rows = scaling_rows(args.sizes, args.images_seen)
     root.mkdir(parents=True, exist_ok=True)
