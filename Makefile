@@ -65,8 +65,11 @@ space-image: $(VENV)/.installed-dev
 bench: $(VENV)/.installed
 	$(PY) -m tinyvit.tools.bench
 
+# Hours of CPU: it runs in the background (surviving a closed terminal), one line per epoch in
+# demo-runs.log; each run replaces the shipped one only once it has finished above its floor.
 demo-runs: $(VENV)/.installed
-	$(PY) -m tinyvit.tools.demo
+	nohup $(PY) -m tinyvit.tools.demo > demo-runs.log 2>&1 & \
+	echo "retraining the demo runs in the background (pid $$!, a few CPU-hours): tail -f demo-runs.log"
 
 clean:
 	rm -rf $(VENV) .pytest_cache

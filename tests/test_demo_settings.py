@@ -18,8 +18,10 @@ def make_demo_runs_args() -> list[str]:
     """The arguments the Makefile's demo-runs target gives `python -m tinyvit.tools.demo`."""
     lines = (ROOT / "Makefile").read_text(encoding="utf-8").splitlines()
     recipe = lines[lines.index(next(l for l in lines if l.startswith("demo-runs:"))) + 1]
-    words = shlex.split(recipe)
-    return words[words.index("tinyvit.tools.demo") + 1:]
+    words = shlex.split(recipe.rstrip("\\ "))
+    args = words[words.index("tinyvit.tools.demo") + 1:]
+    shell = next((i for i, w in enumerate(args) if w in ("&", ";", "&&") or ">" in w), len(args))
+    return args[:shell]
 
 
 def what_make_demo_runs_trains(d: demo.Demo) -> dict:
