@@ -180,6 +180,16 @@ def test_compare_opens_on_a_pair_of_one_dataset_vit_first(root):
     assert "model" in settings.columns and "dataset" not in settings.columns
 
 
+def test_settings_that_differ_show_integers_as_integers_and_missing_as_a_dash(root):
+    """A ViT's embed_dim beside a CNN (which has none) read "128.0" and "NaN" under pandas 3."""
+    settings = run_choice.differing_settings([Run(root / "tiny-tinyvit"), Run(root / "tiny-cnn")])
+    vit, cnn = settings.loc["tiny-tinyvit"], settings.loc["tiny-cnn"]
+    embed = json.loads((root / "tiny-tinyvit" / "config.json").read_text())["model_hparams"]["embed_dim"]
+    assert vit["embed_dim"] == str(embed)
+    assert cnn["embed_dim"] == "–"
+    assert not settings.isna().any().any()
+
+
 def test_compare_lists_disagreements_with_both_maps(root):
     a, b = Run(root / "tiny-tinyvit"), Run(root / "tiny-cnn")
     pa, pb = drilldown.predictions_of(a), drilldown.predictions_of(b)

@@ -82,7 +82,10 @@ def _flat(cfg: dict) -> dict:
 
 def differing_settings(runs: Sequence[Run]) -> pd.DataFrame:
     """One row per run, one column per setting or hyperparameter whose values differ."""
-    rows = {r.name: _flat(config_or_empty(r)) for r in runs}
-    frame = pd.DataFrame.from_dict(rows, orient="index")
-    differs = [c for c in frame.columns if frame[c].astype(str).nunique(dropna=False) > 1]
-    return frame[differs].astype(str).replace({"None": "–", "nan": "–"})
+    # Cells become text before pandas sees them: a column of ints with a gap (a CNN has no
+    # embed_dim) would otherwise turn into floats ("128.0") and NaN.
+    rows = {r.name: {k: "–" if v is None else str(v) for k, v in _flat(config_or_empty(r)).items()}
+            for r in runs}
+    frame = pd.DataFrame.from_dict(rows, orient="index").fillna("–")
+    differs = [c for c in frame.columns if frame[c].nunique() > 1]
+    return frame[differs]
