@@ -179,8 +179,9 @@ def test_cross_references_agree():
         for ref in re.findall(r"\bdocs/[\w./-]*\w", path.read_text(encoding="utf-8")):
             assert (ROOT / ref).exists(), f"{path.name} cites {ref}, which does not exist"
     # The demo tool and the README give the same time.
-    minutes = re.search(r"about (\d+) CPU-minutes", demo.__doc__).group(1)
-    assert f"(about {minutes} CPU-minutes)" in README_TEXT
+    hours = re.search(r"(a few|about \w+) CPU-hours", demo.__doc__)
+    assert hours, "the demo tool's docstring says how long make demo-runs takes"
+    assert f"{hours.group(1)} CPU-hours" in README_TEXT.replace("\n", " ")
     # New runs are post-norm, and the Train page's help does not say otherwise.
     assert MODELS["tinyvit"].hparams["norm"] == "post" and "**New runs are post-norm**" in README_TEXT
     assert "pre = more stable for new runs" not in (ROOT / "pages" / "train.py").read_text(encoding="utf-8")
