@@ -10,6 +10,7 @@ import streamlit as st
 
 from tinyvit.app import cache, charts, jobs, navigation, space, tables, ui
 from tinyvit.training.config import PRESETS, SCHEDULES, ConfigError, TrainConfig, apply_preset, defaults_for
+from tinyvit.training.step import cpu_bf16_supported
 from tinyvit.data import DATASETS, how_to_get, offline_source
 from tinyvit.models import MODELS
 from tinyvit.models.vit import NORMS
@@ -26,10 +27,10 @@ DATASET_NOTE = "tf__dataset_note"  # session key: what the last dataset change r
 # Widget keys of the training settings (prefix tf_; model hyperparameters: hp_<model>_<name>).
 SETTINGS = dict(tf_epochs="epochs", tf_batch="batch_size", tf_lr="lr", tf_wd="weight_decay",
                 tf_ls="label_smoothing", tf_schedule="schedule", tf_warmup="warmup_epochs",
-                tf_erasing="random_erasing", tf_augment="augment", tf_seed="seed")
+                tf_erasing="random_erasing", tf_augment="augment", tf_seed="seed", tf_bf16="cpu_bf16")
 LABELS = dict(tf_epochs="epochs", tf_batch="batch size", tf_lr="learning rate", tf_wd="weight decay",
               tf_ls="label smoothing", tf_schedule="LR schedule", tf_warmup="warmup epochs",
-              tf_erasing="random erasing", tf_augment="augmentation", tf_seed="seed")
+              tf_erasing="random erasing", tf_augment="augmentation", tf_seed="seed", tf_bf16="bf16 on CPU")
 # Model hyperparameters a dataset's default recipe may set (the "plus" recipe: no ViT dropout);
 # refilled with the settings above when the dataset or the model changes.
 RECIPE_HPARAMS = ("dropout",)
@@ -232,6 +233,11 @@ def training_settings() -> None:
     c[0].number_input("CPU threads", min_value=0, max_value=limits["threads"] or 256, step=1, key="tf_threads",
                       help=f"0 = {limits['threads']}, the most allowed here" if limits["threads"] else "0 = all cores")
     st.toggle("Augmentation", key="tf_augment", help="the dataset's flips/crops/shifts while training")
+    bf16 = cpu_bf16_supported()
+    st.toggle("bf16 on CPU", key="tf_bf16", disabled=not bf16,
+              help="bf16 autocast (train.py --cpu-bf16): about twice the CNN's training speed on a CPU with "
+                   "native bf16, a little faster for the ViTs" if bf16 else
+                   "this CPU has no native bf16 arithmetic (AVX512-BF16 or AMX), so bf16 would only be slower")
 
 
 def dataset_availability(dataset: str) -> None:

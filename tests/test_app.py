@@ -292,6 +292,27 @@ def test_stop_resume_and_delete_from_the_train_page(app_env):
         stop_all(root)
 
 
+def test_the_bf16_toggle_is_offered_where_the_cpu_has_bf16_and_reaches_the_run(app_env):
+    from tinyvit.training.step import cpu_bf16_supported
+    root = app_env / "runs"
+    at = page("pages/train.py")
+    toggle = at.toggle(key="tf_bf16")
+    assert toggle.value is False and toggle.disabled == (not cpu_bf16_supported())
+    if not cpu_bf16_supported():
+        assert "no native bf16" in toggle.help
+        return
+    set_tiny_form(at, epochs=1)
+    toggle.set_value(True).run()
+    button(at, "Launch training").click().run()
+    try:
+        run = list_runs(root)[0]
+        assert run.config()["cpu_bf16"] is True
+        assert wait_until(lambda: run.status()["state"] in ("finished", "failed"), at, timeout=120)
+        assert run.status()["state"] == "finished", run.status()
+    finally:
+        stop_all(root)
+
+
 def test_two_tabs_launching_at_once_queue_the_second_job(app_env):
     root = app_env / "runs"
     tabs = [page("pages/train.py"), page("pages/train.py")]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -91,12 +92,31 @@ def test_real_data_rows_compare_recipes_to_their_targets(quick_bench):
     rows = [r for r in doc["rows"] if r["section"] == "real"]
     assert "Time to accuracy on Fashion-MNIST" in stdout
     assert [r["name"] for r in rows] == [
-        "tinyvit, slides recipe: seconds to 90%", "tinyvit, plus recipe: seconds to 90%",
-        "tinyvit-conv, plus recipe: seconds to 90%", "cnn, slides recipe: seconds to 92%",
-        "cnn, plus recipe: seconds to 92%"]
+        "tinyvit, slides recipe: seconds to 90%", "tinyvit, fast recipe: seconds to 90%",
+        "tinyvit-conv, fast recipe: seconds to 90%", "cnn, slides recipe: seconds to 92%",
+        "cnn, fast recipe: seconds to 92%"]
     for r in rows:
         assert r["extra"]["target"] in (0.90, 0.92) and 0 <= r["extra"]["best_accuracy"] <= 1
         assert (r["value"] is not None) == r["extra"]["reached"]
+    # The fast recipe's cosine is laid over the epochs its time holds: 5 for a ViT, 2 for the CNN.
+    assert [re.search(r"cosine over (\d+) epochs", r["note"]).group(1) for r in rows if "fast" in r["name"]] \
+        == ["5", "5", "2"]
+
+
+def test_bf16_rows_pair_each_model_with_its_float32_reference(quick_bench):
+    from tinyvit.training.step import cpu_bf16_supported
+    stdout, doc = quick_bench
+    rows = [r for r in doc["rows"] if r["section"] == "bf16"]
+    if not cpu_bf16_supported():
+        assert len(rows) == 1 and "no native bf16" in rows[0]["note"]
+        return
+    assert "bf16 autocast on CPU (--cpu-bf16)" in stdout
+    assert [r["name"] for r in rows] == [f"{m}, batch {b}, {t}" for m, b in (("cnn", 128), ("tinyvit-conv", 64),
+                                                                           ("tinyvit", 64))
+                                         for t in ("float32", "bf16")]
+    for ref, bf16 in zip(rows[::2], rows[1::2]):
+        assert ref["ratio"] == 1.0 and finite_positive(bf16["value"])
+        assert bf16["ratio"] == pytest.approx(bf16["value"] / ref["value"])
 
 
 def test_real_data_rows_are_skipped_with_a_note_without_the_data(monkeypatch):

@@ -28,7 +28,7 @@ from ..runs import Run
 from ..samples import save_samples
 from .steps import StepLog, truncate
 from ..timeline import FILE as TIMELINE, Recorder
-from .step import TrainStep, autocast_forward, make_optimizer
+from .step import TrainStep, autocast_forward, has_conv, make_optimizer
 
 EVAL_BATCH = 256
 
@@ -90,17 +90,22 @@ class Trainer:
         self.timeline = timeline  # per-epoch probe maps and confusion matrix (tinyvit.timeline)
         self.val_preds: torch.Tensor | None = None
         self.model = model.to(device)
+        self.amp = (cfg.amp and device.type == "cuda") or (cfg.cpu_bf16 and device.type == "cpu")
+        # oneDNN's bf16 convolutions run fastest on channels-last tensors (see cpu_bf16_supported).
+        channels_last = self.amp and device.type == "cpu" and has_conv(self.model)
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = make_optimizer(self.model.parameters(), cfg.lr, cfg.weight_decay, device)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         self.history: list[dict] = []
         self.start_epoch = 0
         self.stop = StopFlag(run)
-        self.amp = cfg.amp and device.type == "cuda"
         self.train_model = dist.wrap(self.model, device)
         if cfg.compile:
             self.train_model = torch.compile(self.train_model)
         # On a multi-core CPU the step splits each batch across threads (see train_step).
-        self.step = TrainStep(self.train_model, self.optimizer, self.criterion, device, self.amp)
+        self.step = TrainStep(self.train_model, self.optimizer, self.criterion, device, self.amp,
+                              channels_last=channels_last)
         # The whole dataset moves to the device once; batches are sliced from it there.
         self.train_x = data.train_x.to(device)
         self.train_y = data.train_y.to(device)

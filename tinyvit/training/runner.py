@@ -20,6 +20,7 @@ from ..checkpoint import CHECKPOINT, CheckpointError
 from .config import ConfigError, TrainConfig, validate
 from ..data import DatasetError, dataset_info, load_dataset
 from .loop import Diverged, Result, Trainer, pick_device, set_threads
+from .step import cpu_bf16_supported
 from ..models import ModelError, build_model, count_parameters, model_kind, resolve_hparams
 from ..runfiles import read_status
 from ..runs import (Run, RunError, check_run_name, check_runs_root, create_run, default_root, list_runs, open_run,
@@ -268,6 +269,9 @@ def setup_device(cfg: TrainConfig) -> torch.device:
                           f"{torch.cuda.device_count()} CUDA GPU(s)")
     if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ConfigError("--device mps was asked for, but Apple's MPS is not available here")
+    if device.type == "cpu" and cfg.cpu_bf16 and not cpu_bf16_supported():
+        raise ConfigError("--cpu-bf16 needs a CPU with native bf16 arithmetic (AVX512-BF16 or AMX), "
+                          "and this one has none: train without it")
     if device.type == "cuda":
         torch.cuda.set_device(device)
         torch.backends.cuda.matmul.allow_tf32 = True
