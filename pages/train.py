@@ -235,8 +235,8 @@ def training_settings() -> None:
     st.toggle("Augmentation", key="tf_augment", help="the dataset's flips/crops/shifts while training")
     bf16 = cpu_bf16_supported()
     st.toggle("bf16 on CPU", key="tf_bf16", disabled=not bf16,
-              help="bf16 autocast (train.py --cpu-bf16): about twice the CNN's training speed on a CPU with "
-                   "native bf16, a little faster for the ViTs" if bf16 else
+              help="bf16 autocast: about twice the CNN's training speed on a CPU with "
+                   "native bf16; the ViTs gain nothing" if bf16 else
                    "this CPU has no native bf16 arithmetic (AVX512-BF16 or AMX), so bf16 would only be slower")
 
 

@@ -89,10 +89,11 @@ def cpu_bf16_supported() -> bool:
     """Whether this CPU does bf16 arithmetic natively (oneDNN's test: AVX512-BF16 or AMX).
 
     Why offer bf16 on a CPU at all: on the 2-core AMD EPYC development machine (avx512_bf16),
-    a training step under bf16 autocast ran at 1.7x the images/s of float32 for the CNN (2.1x
-    with channels-last tensors), 1.35x for tinyvit-conv and 1.15x for the slides' TinyViT
-    (`python -m tinyvit.tools.bench --only bf16` measures it side by side). Without native
-    support the bf16 kernels are emulated and slower than float32, hence the check."""
+    a CNN training step under bf16 autocast with channels-last tensors ran at about twice the
+    images/s of float32, while the ViTs gained nothing (0.9x to 1.1x: their matrices are
+    small, and the float32 path has its own CPU speed-ups); `python -m tinyvit.tools.bench
+    --only bf16` measures it side by side. Without native support the bf16 kernels are
+    emulated and slower than float32, hence the check."""
     return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
