@@ -488,8 +488,9 @@ def time_to_accuracy(cfg, target: float, budget_seconds: float, max_epochs: int 
     if reached:
         return Row(section, label, train_seconds, "s",
                    note=f"epoch {round(reached, 2):g}, {100 * best:.1f}% ({how})", extra=extra)
+    epochs_run = f"{round(at, 2):g} epoch" + ("" if at == 1 else "s")
     return Row(section, label, None, "s",
-               note=f"not reached: best {100 * best:.1f}% in {round(at, 2):g} epochs, {train_seconds:.1f} s ({how})",
+               note=f"not reached: best {100 * best:.1f}% in {epochs_run}, {train_seconds:.1f} s ({how})",
                extra=extra)
 
 
