@@ -30,12 +30,17 @@ def keep_threads():
     torch.set_num_threads(before)
 
 
+def bf16_trainer(model_name, tmp_path):
+    """A new bf16 run of a tiny `model_name` and its one-thread Trainer."""
+    set_threads(1)
+    cfg = tiny_cfg(model_name)
+    run, data, model, epochs = prepare_new(cfg, tmp_path, "bf16", log=lambda m: None)
+    return Trainer(cfg, data, model, None, torch.device("cpu"), epochs, log=lambda m: None), data, model
+
+
 @needs_bf16
 def test_a_cnn_trains_under_bf16_in_channels_last_and_its_weights_stay_float32(tmp_path, keep_threads):
-    set_threads(1)
-    cfg = tiny_cfg("cnn")
-    run, data, model, epochs = prepare_new(cfg, tmp_path, "bf16", log=lambda m: None)
-    trainer = Trainer(cfg, data, model, None, torch.device("cpu"), epochs, log=lambda m: None)
+    trainer, data, model = bf16_trainer("cnn", tmp_path)
     assert trainer.amp and trainer.step.channels_last
     seen = []
     model.features[0].register_forward_hook(
@@ -49,10 +54,7 @@ def test_a_cnn_trains_under_bf16_in_channels_last_and_its_weights_stay_float32(t
 
 @needs_bf16
 def test_a_vit_under_bf16_keeps_contiguous_tensors(tmp_path, keep_threads):
-    set_threads(1)
-    cfg = tiny_cfg("tinyvit")
-    run, data, model, epochs = prepare_new(cfg, tmp_path, "bf16", log=lambda m: None)
-    trainer = Trainer(cfg, data, model, None, torch.device("cpu"), epochs, log=lambda m: None)
+    trainer, data, _ = bf16_trainer("tinyvit", tmp_path)
     assert trainer.amp and not trainer.step.channels_last
     loss, _ = trainer.step(data.train_x[:16].float() / 255, data.train_y[:16])
     trainer.step.close()
