@@ -254,6 +254,8 @@ def test_compare_draws_accuracy_against_training_set_size_only_when_it_differs(r
     for trace in lines.values():
         assert list(trace.x) == sorted(trace.x) and trace.x[-1] == 5000
     assert lines["Small CNN"].y[-1] == 90.0 and lines["TinyViT"].y[-1] == 70.0
+    axis = scaling.chart(found).layout.xaxis
+    assert list(axis.tickvals) == sorted({p.train_images for p in found}) and axis.ticktext[-1] == "5,000"
 
 
 def test_scaling_points_skip_unfinished_runs_and_other_datasets(root):

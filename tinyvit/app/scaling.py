@@ -52,6 +52,9 @@ def chart(found: Sequence[Point], height: int = 380) -> go.Figure:
             x=[p.train_images for p in line], y=[100 * p.accuracy for p in line], mode="lines+markers",
             name=model, text=[p.run for p in line],
             hovertemplate="%{text}<br>%{x:,} training images<br>test accuracy %{y:.1f}%<extra></extra>"))
+    sizes = sorted({p.train_images for p in found})
+    # Ticks at the measured sizes: plotly's own log ticks read "2, 3, … 10k" between them.
     fig.update_layout(height=height, xaxis_type="log", xaxis_title="training images (log scale)",
+                      xaxis=dict(tickvals=sizes, ticktext=[f"{n:,}" for n in sizes]),
                       yaxis_title="test accuracy (%)", **LAYOUT)
     return fig
