@@ -10,7 +10,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 CORE = ("tinyvit.models", "tinyvit.data", "tinyvit.training.loop", "tinyvit.training.runner", "tinyvit.inference",
-        "tinyvit.explain", "tinyvit.runs", "tinyvit.checkpoint", "tinyvit.metrics", "tinyvit.model_maps",
+        "tinyvit.evaluation", "tinyvit.explain", "tinyvit.runs", "tinyvit.checkpoint", "tinyvit.metrics", "tinyvit.model_maps",
         "tinyvit.timeline", "tinyvit.faithfulness", "tinyvit.anatomy", "tinyvit.hub", "tinyvit.sweep.worker")
 UI_LIBRARIES = ("streamlit", "plotly")
 

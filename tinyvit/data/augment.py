@@ -25,6 +25,9 @@ POLICIES = {
     "shift-flip": "random crop from 2 px zero padding, horizontal flip (clothing is left-right symmetric)",
     "none": "no augmentation",
 }
+# The policies that mirror training images: for their datasets a mirror image is an image of
+# the same class (flip test-time augmentation relies on it; a mirrored digit is not a digit).
+FLIPPING = frozenset({"cifar", "stl", "shift-flip"})
 
 
 def normalize(x_uint8: torch.Tensor, mean: Sequence[float] | torch.Tensor,
@@ -49,7 +52,7 @@ def augment_batch(x_uint8: torch.Tensor, policy: str,
     if policy == "cifar":
         return crop_flip(x_uint8, 4, rand, flip=True)
     if policy in ("shift", "shift-flip"):
-        return crop_flip(x_uint8, 2, rand, flip=policy == "shift-flip")
+        return crop_flip(x_uint8, 2, rand, flip=policy in FLIPPING)
     x = crop_flip(x_uint8, 12, rand, flip=True)
     return color_jitter(x, rand, brightness=0.4, contrast=0.4, saturation=0.4, grayscale_p=0.1)
 
